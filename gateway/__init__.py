@@ -1,0 +1,3 @@
+"""SMM reseller gateway."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,173 @@
+"""``create_app(settings)``: the Litestar application, wired plainly.
+
+Nothing connects at import time: the engine is built here (the embedded Postgres, when used, is
+started here too), and the lifespan disposes of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request, Response, Router, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway import __version__
+from gateway.admin.auth import admin_guard
+from gateway.admin.system import system_info
+from gateway.db import current_revision, head_revision
+from gateway.deps import RuntimeDep
+from gateway.errors import DomainError
+from gateway.runtime import Runtime
+from gateway.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[Runtime], Any]
+
+
+def _runtime(request: Request[Any, Any, Any]) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def _db_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    """One unit of work per request: commit when the handler returns, roll back when it raises.
+
+    The commit happens before the response is sent, so a failed commit is answered as an error,
+    never as a success.
+    """
+    async with runtime.sessions() as session, session.begin():
+        yield session
+
+
+def _error_body(message: str, status_code: int, field: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": message, "status_code": status_code}
+    if field is not None:
+        body["field"] = field
+    return body
+
+
+def _domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
+    return Response(_error_body(exc.message, exc.status_code, exc.field), status_code=exc.status_code)
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    field = None
+    message = exc.detail
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
+        first = exc.extra[0]
+        if isinstance(first, dict):
+            field = str(first.get("key") or "") or None
+            message = f"{exc.detail}: {first.get('message', 'invalid value')}"
+    return Response(
+        _error_body(message, exc.status_code, field), status_code=exc.status_code, headers=exc.headers or None
+    )
+
+
+def _crash(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return Response(
+        _error_body("internal error", HTTP_500_INTERNAL_SERVER_ERROR),
+        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+@get("/health", summary="The process is alive", include_in_schema=True)
+async def health() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@get("/ready", summary="The database is reachable and migrated to head")
+async def ready(runtime: RuntimeDep) -> Response[dict[str, str | None]]:
+    try:
+        async with runtime.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        revision = await current_revision(runtime.engine)
+    except Exception as exc:
+        log.warning("readiness check: database unreachable: %s", type(exc).__name__)
+        return Response({"status": "unavailable", "database": "unreachable"}, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    head = head_revision()
+    if revision != head:
+        body = {"status": "unavailable", "database": "not migrated", "revision": revision, "head": head}
+        return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    return Response({"status": "ready", "database": "ok", "revision": revision})
+
+
+def admin_router(extra_handlers: list[Any] | None = None) -> Router:
+    """Every admin route, behind the bearer-token guard."""
+    return Router(
+        path="/admin",
+        route_handlers=[system_info, *(extra_handlers or [])],
+        guards=[admin_guard],
+        security=[{"BearerToken": []}],
+        tags=["admin"],
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database_url: str | None = None,
+    on_startup: list[Hook] | None = None,
+    on_shutdown: list[Hook] | None = None,
+) -> Litestar:
+    """Build the gateway application for ``settings`` (read from the environment when omitted)."""
+    settings = settings or load_settings()
+    runtime = Runtime.build(settings, database_url)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        for hook in on_startup or []:
+            result = hook(runtime)
+            if hasattr(result, "__await__"):
+                await result
+        try:
+            yield
+        finally:
+            for hook in reversed(on_shutdown or []):
+                result = hook(runtime)
+                if hasattr(result, "__await__"):
+                    await result
+            await runtime.aclose()
+
+    return Litestar(
+        route_handlers=[health, ready, admin_router()],
+        dependencies={
+            "runtime": Provide(_runtime, sync_to_thread=False),
+            "db": Provide(_db_session),
+        },
+        exception_handlers={
+            DomainError: _domain_error,
+            HTTPException: _http_error,
+            Exception: _crash,
+        },
+        lifespan=[lifespan],
+        state=State({"runtime": runtime}),
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="SMM reseller gateway",
+            version=__version__,
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(type="http", scheme="bearer", description="GATEWAY_ADMIN_TOKEN")
+                }
+            ),
+        ),
+        debug=False,
+    )
+
+
+def create_app_from_env() -> Litestar:
+    """Factory for ``uvicorn --factory`` (one call per API worker process)."""
+    return create_app(load_settings())

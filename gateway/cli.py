@@ -1,0 +1,191 @@
+"""The ``gateway`` command (ADMIN-API.md, "CLI").
+
+Every command reads the settings first; a bad setting prints one line naming it and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+
+from pydantic import SecretStr
+
+from gateway.db import DatabaseUnavailable, migrate, resolve_database_url, stop_embedded
+from gateway.settings import Settings, SettingsError, load_settings
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+log = logging.getLogger("gateway.cli")
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"port must be between 1 and 65535, got {port}")
+    return port
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    # The embedded Postgres and Alembic narrate every step at INFO; their warnings are enough.
+    for noisy in ("pgserver", "alembic.runtime.plugins", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+
+def _database(settings: Settings) -> str:
+    url = resolve_database_url(settings)
+    migrate(url)
+    return url
+
+
+def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    url = resolve_database_url(settings)
+    migrate(url)
+    print("database migrated to head")
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    url = _database(settings)
+    if args.no_worker:
+        os.environ["GATEWAY_SERVE_WORKER"] = "false"
+        settings = settings.model_copy(update={"serve_worker": False})
+    if args.workers > 1:
+        # Worker processes build their own app from the environment; hand them the resolved
+        # database so they join this process' embedded Postgres instead of starting their own.
+        os.environ["GATEWAY_DATABASE_URL"] = url
+        uvicorn.run(
+            "gateway.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=args.workers,
+            log_level="warning",
+            timeout_graceful_shutdown=30,
+        )
+    else:
+        app = create_app(settings, database_url=url)
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+    return 0
+
+
+def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
+    from gateway.worker import run_worker
+
+    url = _database(settings)
+    asyncio.run(run_worker(settings, url))
+    return 0
+
+
+def _demo_admin_token(settings: Settings) -> str:
+    """The demo's admin token: the configured one, or one generated once and kept in the data dir."""
+    if settings.admin_token is not None:
+        return settings.admin_token.get_secret_value()
+    path = settings.data_dir / "demo-admin-token"
+    if path.exists():
+        return path.read_text().strip()
+    token = "adm_" + secrets.token_urlsafe(24)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    token = _demo_admin_token(settings)
+    settings = settings.model_copy(update={"admin_token": SecretStr(token), "allow_private_upstreams": True})
+    url = _database(settings)
+    port = args.port or settings.port
+    base = f"http://{settings.host}:{port}"
+    print(f"gateway demo: API  {base}/api/v2")
+    print(f"              admin token  {token}")
+    print(f"              try: curl -s -H 'Authorization: Bearer {token}' {base}/admin/system")
+    print("              Ctrl-C stops everything; a second run reuses the same data.")
+    sys.stdout.flush()
+    app = create_app(settings, database_url=url)
+    uvicorn.run(app, host=settings.host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "serve": cmd_serve,
+    "worker": cmd_worker,
+    "migrate": cmd_migrate,
+    "demo": cmd_demo,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="SMM reseller gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate, then serve the API (and the worker, unless --no-worker)")
+    serve.add_argument("--host", help="listen address (default: GATEWAY_HOST)")
+    serve.add_argument("--port", type=_port, help="listen port (default: GATEWAY_PORT)")
+    serve.add_argument("--workers", type=_positive, default=1, help="API processes (default 1)")
+    serve.add_argument("--no-worker", action="store_true", help="do not run the background worker in-process")
+
+    sub.add_parser("worker", help="run the background worker alone (dispatch, status sync, catalog sync)")
+    sub.add_parser("migrate", help="apply database migrations and exit")
+    demo = sub.add_parser("demo", help="everything on one machine, ready to try")
+    demo.add_argument("--port", type=_port, help="listen port (default: GATEWAY_PORT)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _setup_logging(settings)
+    try:
+        return COMMANDS[args.command](settings, args)
+    except DatabaseUnavailable as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop_embedded()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

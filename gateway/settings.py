@@ -1,0 +1,138 @@
+"""Settings from the environment (prefix ``GATEWAY_``) and an optional ``.env`` file.
+
+The names are public interface (see ADMIN-API.md). A bad value stops start-up with one line that
+names the setting: :func:`load_settings` turns pydantic's validation error into :class:`SettingsError`,
+and the CLI prints it and exits non-zero.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+Dialect = Literal["documented", "perfectpanel"]
+
+
+class SettingsError(Exception):
+    """A setting has a value the gateway cannot run with; the message names it."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the gateway. Defaults suit one machine; production sets the database and token."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    database_url: str | None = Field(
+        default=None, description="postgresql+asyncpg://... ; unset: an embedded Postgres under data_dir"
+    )
+    data_dir: Path = Field(default=Path("./var"), description="where the embedded Postgres keeps its files")
+    admin_token: SecretStr | None = Field(default=None, description="the operator's bearer token")
+    currency: str = Field(default="USD", min_length=3, max_length=3, description="the currency customers pay in")
+    v2_dialect: Dialect = Field(default="documented", description="default answer dialect of /api/v2")
+    upstream_url: str | None = Field(default=None, description="single-upstream mode: the provider's URL")
+    upstream_key: SecretStr | None = Field(default=None, description="single-upstream mode: the provider's key")
+    allow_private_upstreams: bool = Field(default=False, description="allow loopback/private provider URLs")
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8080, ge=1, le=65535)
+
+    # Database pool of one process. Each API process and each worker holds up to
+    # pool_size + max_overflow connections: size Postgres' max_connections for all of them.
+    db_pool_size: int = Field(default=10, ge=1, le=500)
+    db_max_overflow: int = Field(default=10, ge=0, le=500)
+
+    # Pricing safety: a resale rate is never below cost × (1 + min_margin_percent/100)
+    # unless the operator fixed it explicitly.
+    min_margin_percent: Decimal = Field(default=Decimal("0"), ge=Decimal("0"), le=Decimal("1000"))
+
+    # Upstream calls.
+    upstream_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    upstream_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    upstream_max_connections: int = Field(default=20, ge=1, le=1000)
+
+    # Orders.
+    queued_order_max_age_seconds: int = Field(
+        default=6 * 3600, ge=60, description="a queued order older than this is canceled and refunded"
+    )
+    duplicate_link_guard: bool = Field(default=False, description="refuse a 2nd active order on link+service")
+
+    # Worker.
+    serve_worker: bool = Field(default=True, description="`gateway serve` runs the worker in-process")
+    worker_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+    status_sync_interval_seconds: float = Field(default=30.0, gt=0, le=86400)
+    catalog_sync_interval_seconds: float = Field(default=3600.0, ge=0, le=7 * 86400)
+
+    # v2 limits.
+    rate_limit_per_minute: int = Field(default=600, ge=0, description="requests per key per minute; 0: off")
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+
+    log_json: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("not a database URL (expected postgresql+asyncpg://user@host/db)") from None
+        if url.get_backend_name() != "postgresql":
+            raise ValueError(f"only PostgreSQL is supported, got {url.get_backend_name()!r}")
+        if url.get_driver_name() not in ("asyncpg", "psycopg2", "psycopg", ""):
+            raise ValueError(f"unsupported driver {url.get_driver_name()!r}; use postgresql+asyncpg://")
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _check_currency(cls, value: str) -> str:
+        if not value.isascii() or not value.isalpha():
+            raise ValueError("a three-letter currency code, e.g. USD")
+        return value.upper()
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _check_upstream_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _check_upstream_pair(self) -> Settings:
+        if (self.upstream_url is None) != (self.upstream_key is None):
+            raise ValueError("GATEWAY_UPSTREAM_URL and GATEWAY_UPSTREAM_KEY must be set together")
+        return self
+
+    @property
+    def async_database_url(self) -> str | None:
+        """The external database URL with the asyncpg driver, or None for the embedded one."""
+        if self.database_url is None:
+            return None
+        return make_url(self.database_url).set(drivername="postgresql+asyncpg").render_as_string(False)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; a bad value raises :class:`SettingsError` with one line naming the setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = first.get("loc") or ()
+        name = f"GATEWAY_{str(loc[0]).upper()}" if loc else "settings"
+        message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise SettingsError(f"invalid setting {name}: {message}{more}") from None

@@ -1,0 +1,64 @@
+"""Alembic environment: runs migrations on the gateway's async engine.
+
+The URL is set by :func:`gateway.db.alembic_config`; when no URL is set there, the gateway's
+settings decide (``GATEWAY_DATABASE_URL`` or the embedded Postgres).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging.config
+
+from alembic import context
+from sqlalchemy import pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from gateway.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+if config.config_file_name is not None and config.attributes.get("configure_logging", True):
+    logging.config.fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+
+def _url() -> str:
+    url = config.get_main_option("sqlalchemy.url")
+    if url:
+        return url
+    from gateway.db import resolve_database_url
+    from gateway.settings import load_settings
+
+    return resolve_database_url(load_settings())
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        compare_type=True,
+        compare_server_default=True,
+        transaction_per_migration=True,
+    )
+    with context.begin_transaction():
+        # Two processes starting at once (serve and worker) must not migrate concurrently.
+        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(726354100)")
+        context.run_migrations()
+
+
+async def _run_async() -> None:
+    engine = create_async_engine(_url(), poolclass=pool.NullPool)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run)
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    asyncio.run(_run_async())

@@ -1,0 +1,153 @@
+"""Test harness: every test gets a real Postgres.
+
+``GATEWAY_TEST_DATABASE_URL`` selects a server (any database on it; the tests create their own
+databases next to it); otherwise an embedded Postgres under ``var/test-postgres`` is used. The
+schema is built once per run by the Alembic migrations into a template database, and every test
+that asks for ``database_url`` gets a fresh clone of it: tests can commit, run concurrently and
+kill processes without seeing each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy.engine import make_url
+
+from gateway.app import create_app
+from gateway.db import embedded_server, migrate
+from gateway.runtime import Runtime
+from gateway.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_TOKEN = "test-admin-token-0123456789"
+_counter = itertools.count()
+
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(False)
+
+
+def _sqlalchemy_url(url: str, database: str) -> str:
+    return make_url(url).set(drivername="postgresql+asyncpg", database=database).render_as_string(False)
+
+
+def _run_sync(coro: Any) -> Any:
+    """Run a coroutine to completion from synchronous code, whatever loop is running."""
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = asyncio.run(coro)
+        except BaseException as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+async def _execute(dsn: str, *statements: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """A maintenance URL (``postgresql+asyncpg://.../postgres``) of the server tests run on."""
+    external = os.environ.get("GATEWAY_TEST_DATABASE_URL")
+    if external:
+        yield make_url(external).set(drivername="postgresql+asyncpg").render_as_string(False)
+        return
+    server = embedded_server(ROOT / "var" / "test-data")
+    # Durability buys nothing in tests and costs seconds.
+    server.psql("ALTER SYSTEM SET fsync = off;")
+    server.psql("ALTER SYSTEM SET synchronous_commit = off;")
+    server.psql("ALTER SYSTEM SET full_page_writes = off;")
+    server.psql("SELECT pg_reload_conf();")
+    yield make_url(server.get_uri()).set(drivername="postgresql+asyncpg").render_as_string(False)
+
+
+@pytest.fixture(scope="session")
+def template_database(server_url: str) -> Iterator[str]:
+    """A database migrated to head by Alembic, cloned by every test."""
+    name = f"gw_tpl_{os.getpid()}"
+    dsn = _asyncpg_dsn(server_url)
+    _run_sync(_execute(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'))
+    url = _sqlalchemy_url(server_url, name)
+    # migrate() runs its own event loop; keep it off the test loop's thread.
+    _run_sync(asyncio.to_thread(migrate, url))
+    yield name
+    _run_sync(_execute(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def database_url(server_url: str, template_database: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own (SQLAlchemy asyncpg URL)."""
+    name = f"gw_t_{os.getpid()}_{next(_counter)}"
+    dsn = _asyncpg_dsn(server_url)
+    _run_sync(_execute(dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
+    yield _sqlalchemy_url(server_url, name)
+    _run_sync(_execute(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings for tests: no .env file, a known admin token, private upstreams allowed."""
+    values: dict[str, Any] = {
+        "admin_token": ADMIN_TOKEN,
+        "allow_private_upstreams": True,
+        "rate_limit_per_minute": 0,
+        "serve_worker": False,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def runtime(settings: Settings, database_url: str) -> AsyncIterator[Runtime]:
+    """The engine and session factory on this test's database, without an app."""
+    rt = Runtime.build(settings, database_url)
+    try:
+        yield rt
+    finally:
+        await rt.aclose()
+
+
+@pytest.fixture
+def app(settings: Settings, database_url: str) -> Litestar:
+    return create_app(settings, database_url=database_url)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
