@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import secrets
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -167,7 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(Exception):
+    """SIGTERM arrived: leave through the normal exit path so cleanup (the embedded Postgres) runs."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal to the handler that
+    # was there before it; this one turns it into a clean exit instead of a kill.
+    signal.signal(signal.SIGTERM, _on_sigterm)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -181,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatabaseUnavailable as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated):
         return 0
     finally:
         stop_embedded()
