@@ -1,0 +1,148 @@
+"""Lenient readers for the scalar values panels send: numbers as JSON numbers or strings,
+flags in several spellings, statuses in several spellings.
+
+Lenient only where the meaning is certain: ``"50.000"`` is 50, ``"Cancelled"`` is Canceled. A
+value whose meaning is not certain is refused (``ValueError``) or, for a status, kept raw and
+flagged as unknown: a wrong guess about money or an order's state costs more than a flagged value.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from gateway.upstream.types import OrderState, RefillState
+
+__all__ = [
+    "order_state",
+    "refill_state",
+    "to_bool",
+    "to_decimal",
+    "to_int",
+    "to_optional_decimal",
+    "to_optional_int",
+]
+
+# Values some panels put where a number is not known (yet): they mean "no value", not zero.
+_NO_VALUE = frozenset({"", "unknown", "n/a", "na", "none", "null", "-"})
+_STATUS_NOISE = re.compile(r"[\s_\-]+")
+
+_ORDER_SPELLINGS: dict[str, OrderState] = {
+    "pending": OrderState.PENDING,
+    "inprogress": OrderState.IN_PROGRESS,
+    "active": OrderState.IN_PROGRESS,
+    "processing": OrderState.PROCESSING,
+    "completed": OrderState.COMPLETED,
+    "complete": OrderState.COMPLETED,
+    "partial": OrderState.PARTIAL,
+    "canceled": OrderState.CANCELED,
+    "cancelled": OrderState.CANCELED,
+    "refunded": OrderState.CANCELED,
+}
+
+_REFILL_SPELLINGS: dict[str, RefillState] = {
+    "pending": RefillState.PENDING,
+    "inprogress": RefillState.IN_PROGRESS,
+    "active": RefillState.IN_PROGRESS,
+    "completed": RefillState.COMPLETED,
+    "complete": RefillState.COMPLETED,
+    "rejected": RefillState.REJECTED,
+}
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def to_decimal(value: object) -> Decimal:
+    """A finite ``Decimal`` from a JSON number (already a ``Decimal``/``int``) or numeric string."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    if isinstance(value, Decimal | int):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        number = Decimal(repr(value))  # repr: the shortest spelling, not the binary expansion
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"not a number: {value[:40]!r}") from None
+    else:
+        raise ValueError(f"not a number: {type(value).__name__}")
+    if not number.is_finite():
+        raise ValueError("not a finite number")
+    return number
+
+
+def to_int(value: object) -> int:
+    """An ``int`` from ``157``, ``"157"``, ``" 157 "`` or ``"50.000"``; refuses fractions."""
+    number = to_decimal(value)
+    if number != number.to_integral_value():
+        raise ValueError(f"not a whole number: {number}")
+    return int(number)
+
+
+def _is_no_value(value: object) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() in _NO_VALUE)
+
+
+def to_optional_int(value: object) -> int | None:
+    """Like :func:`to_int`, but ``None``, ``""`` and ``"Unknown"`` (and anything unreadable) are
+    ``None``: an informational count must not make a whole status answer unreadable."""
+    if _is_no_value(value):
+        return None
+    try:
+        return to_int(value)
+    except ValueError:
+        return None
+
+
+def to_optional_decimal(value: object) -> Decimal | None:
+    """Like :func:`to_decimal`, with ``None`` for absent, empty, ``"Unknown"`` or unreadable."""
+    if _is_no_value(value):
+        return None
+    try:
+        return to_decimal(value)
+    except ValueError:
+        return None
+
+
+def to_bool(value: object) -> bool:
+    """A service flag: ``true``/``1``/``"1"``/``"true"``/``"yes"``; absent or anything else is
+    ``False`` (claiming a refill or cancel capability the upstream may not have is the worse
+    mistake)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | Decimal):
+        return value == 1
+    if isinstance(value, str):
+        return value.strip().lower() in _TRUE
+    return False
+
+
+def to_optional_bool(value: object) -> bool | None:
+    """``True``/``False`` for a clear yes/no spelling, ``None`` otherwise (cancel outcomes)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | Decimal) and value in (0, 1):
+        return value == 1
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE or word in ("success", "ok"):
+            return True
+        if word in _FALSE or word in ("fail", "failed"):
+            return False
+    return None
+
+
+def _status_key(raw: str) -> str:
+    return _STATUS_NOISE.sub("", raw.lower())
+
+
+def order_state(raw: str) -> OrderState | None:
+    """The canonical order status for a panel's spelling, ``None`` when unknown (never guessed)."""
+    return _ORDER_SPELLINGS.get(_status_key(raw))
+
+
+def refill_state(raw: str) -> RefillState | None:
+    """The canonical refill status for a panel's spelling, ``None`` when unknown."""
+    return _REFILL_SPELLINGS.get(_status_key(raw))

@@ -1,0 +1,175 @@
+"""One HTTP exchange with an upstream, and what each way it can fail means.
+
+The split between "not sent" and "unknown" follows PROTOCOL.md section 5: only a failure before
+the request left (refused, connect timeout, pool timeout, a closed client, a refused address) is
+"not sent"; anything after the connection was established is "unknown", because the upstream may
+have received and acted on the request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import msgspec
+
+from gateway.upstream.addresses import check_peer_address
+from gateway.upstream.config import UpstreamConfig
+from gateway.upstream.errors import UpstreamAddressRefused, UpstreamNotSent, UpstreamRejected, UpstreamUnknown
+from gateway.upstream.parse import decode_json, top_level_error
+from gateway.upstream.redact import ApiKey, excerpt
+
+__all__ = ["AttemptPhase", "RawAnswer", "build_http_client", "post_form", "read_answer"]
+
+# Failures that happen before a single byte of the request was written.
+_BEFORE_SENDING: tuple[type[Exception], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.InvalidURL,
+)
+
+
+def build_http_client(config: UpstreamConfig, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+    """The pooled ``httpx.AsyncClient`` of one provider.
+
+    Redirects are never followed: a redirected POST would be re-sent (possibly as a GET, possibly
+    to another host) outside the adapter's control. ``trust_env`` is off so that proxy variables
+    or a ``.netrc`` on the host cannot silently route or authenticate upstream traffic.
+    """
+    return httpx.AsyncClient(
+        transport=transport,
+        timeout=httpx.Timeout(
+            connect=config.connect_timeout,
+            read=config.read_timeout,
+            write=config.write_timeout,
+            pool=config.pool_timeout,
+        ),
+        limits=httpx.Limits(
+            max_connections=config.max_connections,
+            max_keepalive_connections=config.max_keepalive_connections,
+            keepalive_expiry=config.keepalive_expiry,
+        ),
+        follow_redirects=False,
+        trust_env=False,
+        headers={"User-Agent": config.user_agent, "Accept": "application/json"},
+    )
+
+
+class AttemptPhase:
+    """How far one attempt got, learned from httpcore's ``trace`` extension.
+
+    The overall deadline can fire at any point; it is only "not sent" when the trace proves the
+    request headers had not started going out. Without trace events (a test transport, or still
+    waiting for a pooled connection) nothing is proven, so it stays "unknown".
+    """
+
+    def __init__(self, *, check_peer: bool) -> None:
+        self.traced = False
+        self.sending_started = False
+        self._check_peer = check_peer
+
+    async def trace(self, event: str, info: dict[str, Any]) -> None:
+        """The httpcore trace hook (also where a new connection's peer address is verified)."""
+        self.traced = True
+        if "send_request_headers.started" in event:
+            self.sending_started = True
+        elif event.endswith("connect_tcp.complete") and self._check_peer:
+            stream = info.get("return_value")
+            if stream is not None:
+                try:
+                    check_peer_address(stream.get_extra_info("server_addr"))
+                except UpstreamAddressRefused:
+                    await stream.aclose()  # httpcore never got hold of it: close it here
+                    raise
+
+    @property
+    def proven_not_sent(self) -> bool:
+        """True when the trace shows the request had not started to leave."""
+        return self.traced and not self.sending_started
+
+
+class RawAnswer(msgspec.Struct, frozen=True):
+    """The HTTP status and body of an answer (the body is bounded by ``max_response_bytes``)."""
+
+    status_code: int
+    body: bytes
+
+
+def _describe(exc: BaseException, key: ApiKey) -> str:
+    # httpx messages can carry the URL or parts of the request: scrub, and never chain the
+    # original exception (its .request holds the form body with the key).
+    text = excerpt(str(exc), key, limit=160)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def post_form(
+    http: httpx.AsyncClient,
+    url: str,
+    form: dict[str, str],
+    phase: AttemptPhase,
+    *,
+    key: ApiKey,
+    max_bytes: int,
+) -> RawAnswer:
+    """POST ``form`` url-encoded and read the whole body; httpx failures become adapter errors."""
+    try:
+        request = http.build_request("POST", url, data=form, extensions={"trace": phase.trace})
+        response = await http.send(request, stream=True)
+        try:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise UpstreamUnknown(f"answer larger than {max_bytes} bytes", http_status=response.status_code)
+        finally:
+            await response.aclose()
+    except UpstreamAddressRefused:
+        raise
+    except _BEFORE_SENDING as exc:
+        raise UpstreamNotSent(_describe(exc, key)) from None
+    except httpx.HTTPError as exc:
+        raise UpstreamUnknown(_describe(exc, key)) from None
+    except RuntimeError as exc:
+        # httpx raises RuntimeError for a client that has been closed: nothing was sent.
+        if "closed" in str(exc):
+            raise UpstreamNotSent(_describe(exc, key)) from None
+        raise
+    return RawAnswer(response.status_code, bytes(body))
+
+
+def read_answer(raw: RawAnswer, key: ApiKey) -> object:
+    """The decoded JSON of an answer, or the adapter error its status and body mean.
+
+    - 2xx with a top-level ``{"error": ...}`` is a rejection: the panel's own code refused it.
+    - 4xx with a JSON ``{"error": ...}`` is a rejection too, for the same reason (some panels
+      answer 400/401/422 with the protocol error). Any other 4xx may come from a CDN, WAF or proxy
+      in front of the panel that cannot say whether the panel acted (e.g. 408, 499, 429 pages),
+      so it is unknown, like a 5xx.
+    - 3xx is unknown (redirects are never followed; a panel may act and then redirect).
+    - An empty body, an HTML page, or anything that is not JSON is unknown.
+    """
+    status = raw.status_code
+    answer: object = None
+    decoded = False
+    if raw.body.strip():
+        try:
+            answer = decode_json(raw.body)
+            decoded = True
+        except ValueError:
+            pass
+    if decoded and (200 <= status < 300 or 400 <= status < 500):
+        message = top_level_error(answer)
+        if message is not None:
+            raise UpstreamRejected(key.scrub(message))
+    if 300 <= status < 400:
+        raise UpstreamUnknown(f"HTTP {status} redirect (not followed)", http_status=status)
+    if not 200 <= status < 300:
+        raise UpstreamUnknown(f"HTTP {status}", excerpt=excerpt(raw.body, key) or None, http_status=status)
+    if not raw.body.strip():
+        raise UpstreamUnknown("empty answer", http_status=status)
+    if not decoded:
+        kind = "an HTML page" if raw.body.lstrip()[:1] == b"<" else "an answer that is not JSON"
+        raise UpstreamUnknown(f"{kind} instead of JSON", excerpt=excerpt(raw.body, key), http_status=status)
+    return answer
