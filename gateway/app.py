@@ -6,6 +6,7 @@ started here too), and the lifespan disposes of it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,12 +24,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import __version__
 from gateway.admin.auth import admin_guard
+from gateway.admin.catalog import CustomerRateController, MarkupRuleController, ServiceController
+from gateway.admin.customers import CustomerController
+from gateway.admin.orders import OrderController
+from gateway.admin.providers import ProviderController
 from gateway.admin.system import system_info
 from gateway.db import current_revision, head_revision
 from gateway.deps import RuntimeDep
 from gateway.errors import DomainError
 from gateway.runtime import Runtime
 from gateway.settings import Settings, load_settings
+from gateway.upstream.registry import TransportFactory
+from gateway.v2.handler import api_v2
+from gateway.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +111,19 @@ async def ready(runtime: RuntimeDep) -> Response[dict[str, str | None]]:
     return Response({"status": "ready", "database": "ok", "revision": revision})
 
 
-def admin_router(extra_handlers: list[Any] | None = None) -> Router:
+def admin_router() -> Router:
     """Every admin route, behind the bearer-token guard."""
     return Router(
         path="/admin",
-        route_handlers=[system_info, *(extra_handlers or [])],
+        route_handlers=[
+            system_info,
+            ProviderController,
+            ServiceController,
+            MarkupRuleController,
+            CustomerRateController,
+            CustomerController,
+            OrderController,
+        ],
         guards=[admin_guard],
         security=[{"BearerToken": []}],
         tags=["admin"],
@@ -118,15 +134,19 @@ def create_app(
     settings: Settings | None = None,
     *,
     database_url: str | None = None,
+    transport_factory: TransportFactory | None = None,
     on_startup: list[Hook] | None = None,
     on_shutdown: list[Hook] | None = None,
 ) -> Litestar:
     """Build the gateway application for ``settings`` (read from the environment when omitted)."""
     settings = settings or load_settings()
-    runtime = Runtime.build(settings, database_url)
+    runtime = Runtime.build(settings, database_url, transport_factory=transport_factory)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        runtime.start_background()
+        worker = Worker(runtime) if settings.serve_worker else None
+        worker_task = asyncio.create_task(worker.run(), name="worker") if worker else None
         for hook in on_startup or []:
             result = hook(runtime)
             if hasattr(result, "__await__"):
@@ -134,6 +154,10 @@ def create_app(
         try:
             yield
         finally:
+            if worker is not None and worker_task is not None:
+                # The worker finishes its current step; nothing is left half-done.
+                worker.stop()
+                await worker_task
             for hook in reversed(on_shutdown or []):
                 result = hook(runtime)
                 if hasattr(result, "__await__"):
@@ -141,7 +165,7 @@ def create_app(
             await runtime.aclose()
 
     return Litestar(
-        route_handlers=[health, ready, admin_router()],
+        route_handlers=[health, ready, api_v2, admin_router()],
         dependencies={
             "runtime": Provide(_runtime, sync_to_thread=False),
             "db": Provide(_db_session),

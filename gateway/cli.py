@@ -143,11 +143,42 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_bar(name: str) -> Callable[[str, int, int], None]:
+    def show(stage: str, done: int, total: int) -> None:
+        width = 30
+        filled = width if total == 0 else width * done // total
+        bar = "#" * filled + "-" * (width - filled)
+        end = "\n" if stage == "write" and done == total else ""
+        print(f"\r{name}: {stage:<5} [{bar}] {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
+    from gateway.catalog.sync import sync_all
+
+    url = _database(settings)
+    results = asyncio.run(sync_all(settings, url, args.provider, _progress_bar))
+    failed = 0
+    for name, outcome in results:
+        if isinstance(outcome, str):
+            failed += 1
+            print(f"{name}: FAILED: {outcome}")
+        else:
+            counts = outcome.as_dict()
+            print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if not results:
+        print("no provider to sync" if args.provider is None else f"provider {args.provider} not found")
+        return EXIT_FAILURE if args.provider is not None else 0
+    return EXIT_FAILURE if failed else 0
+
+
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "serve": cmd_serve,
     "worker": cmd_worker,
     "migrate": cmd_migrate,
     "demo": cmd_demo,
+    "sync": cmd_sync,
 }
 
 
@@ -163,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worker", help="run the background worker alone (dispatch, status sync, catalog sync)")
     sub.add_parser("migrate", help="apply database migrations and exit")
+    sub.add_parser("simulate", help="the simulated upstream panel alone (see: gateway simulate --help)", add_help=False)
+    sync = sub.add_parser("sync", help="sync provider catalogs now, with progress")
+    sync.add_argument("--provider", type=_positive, help="only this provider id (default: every enabled one)")
     demo = sub.add_parser("demo", help="everything on one machine, ready to try")
     demo.add_argument("--port", type=_port, help="listen port (default: GATEWAY_PORT)")
     return parser
@@ -180,8 +214,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal to the handler that
     # was there before it; this one turns it into a clean exit instead of a kill.
     signal.signal(signal.SIGTERM, _on_sigterm)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["simulate"]:
+        # The simulated panel needs no gateway settings or database: it has its own options.
+        from gateway.simulator.command import main as simulate
+
+        try:
+            return simulate(arguments[1:])
+        except (KeyboardInterrupt, Terminated):
+            return 0
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     try:
         settings = load_settings()
     except SettingsError as exc:

@@ -117,9 +117,10 @@ class LedgerEntry(Base):
     __table_args__ = (
         CheckConstraint(_in("kind", LEDGER_KINDS), name="kind_known"),
         CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
-        CheckConstraint("amount <> 0", name="amount_not_zero"),
+        # A charge may be zero (a free service still gets its one charge entry); nothing else may.
+        CheckConstraint("amount <> 0 OR kind = 'charge'", name="amount_not_zero"),
         CheckConstraint(
-            "(kind = 'charge' AND amount < 0 AND order_id IS NOT NULL)"
+            "(kind = 'charge' AND amount <= 0 AND order_id IS NOT NULL)"
             " OR (kind = 'refund' AND amount > 0 AND order_id IS NOT NULL)"
             " OR (kind = 'deposit' AND amount > 0 AND order_id IS NULL)"
             " OR (kind = 'adjustment' AND order_id IS NULL)",
@@ -427,3 +428,18 @@ class AuditLog(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = _created()
+
+
+class CatalogRevision(Base):
+    """One row whose ``revision`` moves whenever anything that changes a price changes.
+
+    Triggers (migration 0002) bump it on writes to providers, services, markup rules, customer
+    rates and customers' discounts, whatever code path writes them; every process keeps its
+    price book in memory and rebuilds it when the number it last saw is stale.
+    """
+
+    __tablename__ = "catalog_revision"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))

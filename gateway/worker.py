@@ -1,8 +1,9 @@
 """The background worker: the same code as the API, another entry point.
 
-It claims work with ``SELECT ... FOR UPDATE SKIP LOCKED``, so any number of workers and API
-processes can run against one Postgres. Its loops (dispatch, status sync, catalog sync) are added
-by the orders and catalog domains; this module owns their scheduling and clean shutdown.
+Each pass: recover (stale ``submitting`` -> ``unknown``, expired ``queued`` -> canceled and refunded),
+dispatch due queued orders, sync the status of active orders, and sync catalogs when due. Work is
+claimed with ``FOR UPDATE SKIP LOCKED`` or leases, so any number of workers and API processes can
+run against one Postgres; nothing in this process' memory is needed for correctness.
 """
 
 from __future__ import annotations
@@ -11,11 +12,21 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 
+from gateway.catalog.sync import PeriodicSync
+from gateway.failpoints import failpoint
+from gateway.orders import queries
+from gateway.orders.dispatch import dispatch
+from gateway.orders.sync import check_statuses, sweep
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
+
+DISPATCH_BATCH = 50
+DISPATCH_CONCURRENCY = 20
+SWEEP_EVERY_SECONDS = 10.0
 
 
 class Worker:
@@ -24,12 +35,48 @@ class Worker:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._stop = asyncio.Event()
+        self.catalog_sync = PeriodicSync(runtime, runtime.settings.catalog_sync_interval_seconds)
+        self._last_sweep = 0.0
+        self.last_step_seconds: dict[str, float] = {}
 
     def stop(self) -> None:
         self._stop.set()
 
+    async def dispatch_queued(self) -> int:
+        """Send due queued orders upstream; returns how many were sent."""
+        async with self.runtime.engine.begin() as conn:
+            claimed = await queries.claim_queued_orders(conn, DISPATCH_BATCH)
+        if not claimed:
+            return 0
+        failpoint("dispatch_after_claim")
+        book = await self.runtime.catalog.book()
+        limit = asyncio.Semaphore(DISPATCH_CONCURRENCY)
+
+        async def one(order: queries.OrderToSend) -> None:
+            async with limit:
+                await dispatch(self.runtime, order, book.providers.get(order.provider_id))
+
+        # Shielded: a stop request lets every claimed order finish its send and record.
+        await asyncio.shield(asyncio.gather(*(one(order) for order in claimed)))
+        return len(claimed)
+
     async def step(self) -> None:
-        """One pass over every loop. Nothing to do until the orders domain adds its steps."""
+        """One pass over every loop."""
+        now = time.monotonic()
+        if now - self._last_sweep >= SWEEP_EVERY_SECONDS:
+            await self._timed("sweep", sweep(self.runtime))
+            self._last_sweep = now
+        await self._timed("dispatch", self.dispatch_queued())
+        book = await self.runtime.catalog.book()
+        await self._timed("status_sync", check_statuses(self.runtime, book.providers))
+        await self._timed("catalog_sync", self.catalog_sync.step(now))
+
+    async def _timed(self, name: str, work: object) -> None:
+        start = time.perf_counter()
+        try:
+            await work  # type: ignore[misc]
+        finally:
+            self.last_step_seconds[name] = time.perf_counter() - start
 
     async def run(self) -> None:
         interval = self.runtime.settings.worker_interval_seconds
@@ -47,6 +94,7 @@ class Worker:
 async def run_worker(settings: Settings, database_url: str) -> None:
     """``gateway worker``: run until SIGTERM or SIGINT, then finish the current step and exit."""
     runtime = Runtime.build(settings, database_url)
+    runtime.start_background()
     worker = Worker(runtime)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -10,6 +10,7 @@ kill processes without seeing each other.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import threading
@@ -18,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 from sqlalchemy.engine import make_url
 
 from gateway.app import create_app
@@ -142,9 +143,39 @@ def app(settings: Settings, database_url: str) -> Litestar:
     return create_app(settings, database_url=database_url)
 
 
+@contextlib.asynccontextmanager
+async def serving(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client wired to the app in this event loop, with its lifespan run around it.
+
+    (Litestar's own test client runs the app through a blocking portal, which would freeze this
+    loop and with it an in-process simulator the app calls.)
+    """
+    to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def receive() -> dict[str, Any]:
+        return await to_app.get()
+
+    async def send(message: dict[str, Any]) -> None:
+        await from_app.put(message)
+
+    lifespan = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send))  # type: ignore[arg-type]
+    await to_app.put({"type": "lifespan.startup"})
+    started = await from_app.get()
+    assert started["type"] == "lifespan.startup.complete", started
+    try:
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+    finally:
+        await to_app.put({"type": "lifespan.shutdown"})
+        await from_app.get()
+        await lifespan
+
+
 @pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app=app) as test_client:
+async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(app) as test_client:
         yield test_client
 
 

@@ -1,0 +1,186 @@
+"""Admin: customers, their keys, their funds and their ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, patch, post
+from litestar.params import JSONBody, PathParameter, QueryParameter
+
+from gateway import audit
+from gateway.admin.common import actor, money
+from gateway.deps import DbSession
+from gateway.ledger import customers as domain
+from gateway.models import Customer, LedgerEntry
+
+Id = Annotated[int, PathParameter(gt=0, le=2**62)]
+Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
+Before = Annotated[int | None, QueryParameter(gt=0, le=2**62)]
+
+
+class CustomerCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    balance: str | int = "0"
+    dialect: str | None = None
+    discount_percent: str | int = "0"
+
+
+class CustomerPatch(msgspec.Struct, forbid_unknown_fields=True):
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    enabled: bool | msgspec.UnsetType = msgspec.UNSET
+    dialect: str | msgspec.UnsetType | None = msgspec.UNSET
+    discount_percent: str | int | msgspec.UnsetType = msgspec.UNSET
+
+
+class FundsIn(msgspec.Struct, forbid_unknown_fields=True):
+    amount: str | int
+    note: str | None = None
+
+
+class CustomerOut(msgspec.Struct):
+    id: int
+    name: str
+    balance: str
+    dialect: str | None
+    discount_percent: str
+    enabled: bool
+    api_key_hint: str
+    created_at: datetime
+
+
+class NewCustomerOut(CustomerOut):
+    api_key: str
+
+
+class KeyOut(msgspec.Struct):
+    api_key: str
+
+
+class BalanceOut(msgspec.Struct):
+    balance: str
+
+
+class LedgerEntryOut(msgspec.Struct):
+    id: int
+    kind: str
+    amount: str
+    balance_after: str
+    order_id: int | None
+    note: str | None
+    actor: str | None
+    created_at: datetime
+
+
+def customer_fields(customer: Customer) -> dict[str, Any]:
+    return {
+        "id": customer.id,
+        "name": customer.name,
+        "balance": money(customer.balance) or "0.00",
+        "dialect": customer.dialect,
+        "discount_percent": format(customer.discount_percent.normalize(), "f"),
+        "enabled": customer.enabled,
+        "api_key_hint": customer.api_key_hint,
+        "created_at": customer.created_at,
+    }
+
+
+def entry_out(entry: LedgerEntry) -> LedgerEntryOut:
+    return LedgerEntryOut(
+        id=entry.id,
+        kind=entry.kind,
+        amount=money(entry.amount) or "0.00",
+        balance_after=money(entry.balance_after) or "0.00",
+        order_id=entry.order_id,
+        note=entry.note,
+        actor=entry.actor,
+        created_at=entry.created_at,
+    )
+
+
+class CustomerController(Controller):
+    path = "/customers"
+    tags = ["customers"]
+
+    @post("/", summary="Create a customer; the API key is shown this once", status_code=201)
+    async def create(
+        self, request: Request[Any, Any, Any], data: JSONBody[CustomerCreate], db: DbSession
+    ) -> NewCustomerOut:
+        created = await domain.create_customer(
+            db,
+            name=domain.validate_name(data.name),
+            balance=domain.validate_amount(data.balance, "balance"),
+            dialect=domain.validate_dialect(data.dialect),
+            discount_percent=domain.validate_discount(data.discount_percent),
+            actor=actor(request),
+        )
+        fields = customer_fields(created.customer)
+        await audit.record(db, actor(request), "customer.create", "customer", created.customer.id, None, fields)
+        return NewCustomerOut(**fields, api_key=created.api_key)
+
+    @get("/", summary="Customers, newest first")
+    async def list_all(
+        self,
+        db: DbSession,
+        search: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        enabled: Annotated[bool | None, QueryParameter()] = None,
+        limit: Limit = 100,
+        before: Before = None,
+    ) -> list[CustomerOut]:
+        customers = await domain.list_customers(db, search=search, enabled=enabled, limit=limit, before=before)
+        return [CustomerOut(**customer_fields(c)) for c in customers]
+
+    @get("/{customer_id:int}", summary="One customer")
+    async def show(self, customer_id: Id, db: DbSession) -> CustomerOut:
+        return CustomerOut(**customer_fields(await domain.require_customer(db, customer_id)))
+
+    @patch("/{customer_id:int}", summary="Rename, enable or disable, set dialect or discount")
+    async def update(
+        self, request: Request[Any, Any, Any], customer_id: Id, data: JSONBody[CustomerPatch], db: DbSession
+    ) -> CustomerOut:
+        values: dict[str, Any] = {}
+        if data.name is not msgspec.UNSET:
+            values["name"] = domain.validate_name(data.name)
+        if data.enabled is not msgspec.UNSET:
+            values["enabled"] = data.enabled
+        if data.dialect is not msgspec.UNSET:
+            values["dialect"] = domain.validate_dialect(data.dialect)
+        if data.discount_percent is not msgspec.UNSET:
+            values["discount_percent"] = domain.validate_discount(data.discount_percent)
+        customer = await domain.require_customer(db, customer_id)
+        before = customer_fields(customer)
+        customer = await domain.update_customer(db, customer, values)
+        after = customer_fields(customer)
+        await audit.record(db, actor(request), "customer.update", "customer", customer_id, before, after)
+        return CustomerOut(**after)
+
+    @post("/{customer_id:int}/rotate-key", summary="A new API key; the old one stops working at once", status_code=200)
+    async def rotate(self, request: Request[Any, Any, Any], customer_id: Id, db: DbSession) -> KeyOut:
+        key = await domain.rotate_key(db, customer_id)
+        await audit.record(db, actor(request), "customer.rotate_key", "customer", customer_id)
+        return KeyOut(api_key=key)
+
+    @post("/{customer_id:int}/funds", summary="Add (positive) or deduct (negative) funds with a note", status_code=200)
+    async def funds(
+        self, request: Request[Any, Any, Any], customer_id: Id, data: JSONBody[FundsIn], db: DbSession
+    ) -> BalanceOut:
+        amount = domain.validate_amount(data.amount)
+        note = domain.validate_note(data.note)
+        balance = await domain.move_funds(db, customer_id, amount, note, actor(request))
+        await audit.record(
+            db,
+            actor(request),
+            "customer.funds",
+            "customer",
+            customer_id,
+            None,
+            {"amount": amount, "note": note, "balance": balance},
+        )
+        return BalanceOut(balance=money(balance) or "0.00")
+
+    @get("/{customer_id:int}/ledger", summary="The customer's ledger entries, newest first")
+    async def ledger(
+        self, customer_id: Id, db: DbSession, limit: Limit = 100, before: Before = None
+    ) -> list[LedgerEntryOut]:
+        return [entry_out(e) for e in await domain.ledger_entries(db, customer_id, limit=limit, before=before)]

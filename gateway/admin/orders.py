@@ -1,0 +1,142 @@
+"""Admin: orders — list and filter, one order with its ledger entries and upstream calls, resolve
+an unknown one, retry a queued one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.params import JSONBody, PathParameter, QueryParameter
+
+from gateway import audit
+from gateway.admin.common import actor, money
+from gateway.admin.customers import LedgerEntryOut, entry_out
+from gateway.deps import DbSession
+from gateway.models import Order, UpstreamCall
+from gateway.orders import operator as domain
+
+Id = Annotated[int, PathParameter(gt=0, le=2**62)]
+OptionalId = Annotated[int | None, QueryParameter(gt=0, le=2**62)]
+
+
+class OrderOut(msgspec.Struct):
+    id: int
+    customer_id: int
+    service_id: int
+    provider_id: int
+    upstream_service_id: int
+    upstream_order_id: int | None
+    link: str | None
+    quantity: int
+    params: dict[str, Any]
+    rate: str
+    charge: str
+    cost: str
+    profit: str
+    refunded: str
+    currency: str
+    status: str
+    status_raw: str | None
+    state: str
+    remains: int | None
+    start_count: int | None
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    placed_at: datetime | None
+    completed_at: datetime | None
+    last_checked_at: datetime | None
+
+
+class UpstreamCallOut(msgspec.Struct):
+    id: int
+    action: str
+    outcome: str
+    http_status: int | None
+    duration_ms: int
+    error: str | None
+    request_id: str | None
+    created_at: datetime
+
+
+class OrderDetailOut(msgspec.Struct):
+    order: OrderOut
+    ledger: list[LedgerEntryOut]
+    upstream_calls: list[UpstreamCallOut]
+
+
+class ResolveIn(msgspec.Struct, forbid_unknown_fields=True):
+    outcome: Literal["placed", "failed"]
+    upstream_order_id: int | None = None
+
+
+def order_out(order: Order) -> OrderOut:
+    fields = domain.order_fields(order)
+    for name in ("rate", "charge", "cost", "profit", "refunded"):
+        value: Decimal = fields[name]
+        fields[name] = money(value) or "0.00"
+    return OrderOut(**fields)
+
+
+def call_out(call: UpstreamCall) -> UpstreamCallOut:
+    return UpstreamCallOut(
+        id=call.id,
+        action=call.action,
+        outcome=call.outcome,
+        http_status=call.http_status,
+        duration_ms=call.duration_ms,
+        error=call.error,
+        request_id=call.request_id,
+        created_at=call.created_at,
+    )
+
+
+class OrderController(Controller):
+    path = "/orders"
+    tags = ["orders"]
+
+    @get("/", summary="Orders, newest first, filtered")
+    async def list_all(
+        self,
+        db: DbSession,
+        customer_id: OptionalId = None,
+        provider_id: OptionalId = None,
+        service_id: OptionalId = None,
+        status: Annotated[str | None, QueryParameter(max_length=20)] = None,
+        order_state: Annotated[str | None, QueryParameter(name="state", max_length=20)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        before: OptionalId = None,
+    ) -> list[OrderOut]:
+        flt = domain.OrderFilter(customer_id, status, order_state, provider_id, service_id, limit, before)
+        return [order_out(o) for o in await domain.list_orders(db, flt)]
+
+    @get("/{order_id:int}", summary="One order with its ledger entries and upstream calls")
+    async def show(self, order_id: Id, db: DbSession) -> OrderDetailOut:
+        order = await domain.require_order(db, order_id)
+        entries, calls = await domain.order_history(db, order_id)
+        return OrderDetailOut(order_out(order), [entry_out(e) for e in entries], [call_out(c) for c in calls])
+
+    @post("/{order_id:int}/resolve", summary="Settle an order whose upstream outcome is unknown", status_code=200)
+    async def resolve(
+        self, request: Request[Any, Any, Any], order_id: Id, data: JSONBody[ResolveIn], db: DbSession
+    ) -> OrderOut:
+        order = await domain.resolve_unknown(db, order_id, data.outcome, data.upstream_order_id)
+        await audit.record(
+            db,
+            actor(request),
+            "order.resolve",
+            "order",
+            order_id,
+            {"state": "unknown"},
+            {"state": order.state, "upstream_order_id": order.upstream_order_id},
+        )
+        return order_out(order)
+
+    @post("/{order_id:int}/retry", summary="Dispatch a queued order at the next worker pass", status_code=200)
+    async def retry(self, request: Request[Any, Any, Any], order_id: Id, db: DbSession) -> OrderOut:
+        order = await domain.retry_now(db, order_id)
+        await audit.record(db, actor(request), "order.retry", "order", order_id)
+        return order_out(order)

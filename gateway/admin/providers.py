@@ -1,0 +1,196 @@
+"""Admin: providers, their catalog sync and their live balance."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, patch, post
+from litestar.params import JSONBody, PathParameter
+from sqlalchemy import update
+
+from gateway import audit
+from gateway.admin.common import UpstreamFailed, actor, money
+from gateway.catalog import providers as domain
+from gateway.catalog.sync import sync_provider
+from gateway.deps import DbSession, RuntimeDep
+from gateway.errors import InvalidInput
+from gateway.models import Provider
+from gateway.upstream import UpstreamError
+
+ProviderId = Annotated[int, PathParameter(gt=0, le=2**62, description="provider id")]
+
+
+class ProviderCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    api_url: str
+    api_key: str
+    currency: str = "USD"
+    fx_rate: str | int = "1"
+    enabled: bool = True
+    low_balance_threshold: str | int | None = None
+
+
+class ProviderPatch(msgspec.Struct, forbid_unknown_fields=True):
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    api_url: str | msgspec.UnsetType = msgspec.UNSET
+    api_key: str | msgspec.UnsetType = msgspec.UNSET
+    currency: str | msgspec.UnsetType = msgspec.UNSET
+    fx_rate: str | int | msgspec.UnsetType = msgspec.UNSET
+    enabled: bool | msgspec.UnsetType = msgspec.UNSET
+    low_balance_threshold: str | int | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ProviderOut(msgspec.Struct):
+    id: int
+    name: str
+    api_url: str
+    currency: str
+    fx_rate: str
+    enabled: bool
+    low_balance_threshold: str | None
+    last_balance: str | None
+    last_balance_currency: str | None
+    last_balance_at: datetime | None
+    low_balance: bool
+    last_sync_at: datetime | None
+    last_sync_error: str | None
+    created_at: datetime
+
+
+class SyncOut(msgspec.Struct):
+    created: int
+    updated: int
+    disabled: int
+    unchanged: int
+    skipped: int
+
+
+class BalanceOut(msgspec.Struct):
+    provider_id: int
+    balance: str
+    currency: str | None
+    low_balance: bool
+    checked_at: datetime
+
+
+def provider_out(provider: Provider) -> ProviderOut:
+    fields = domain.provider_fields(provider)
+    return ProviderOut(
+        **{
+            **fields,
+            "fx_rate": format(provider.fx_rate.normalize(), "f"),
+            "low_balance_threshold": money(provider.low_balance_threshold),
+            "last_balance": money(provider.last_balance),
+            "low_balance": is_low(provider),
+        }
+    )
+
+
+def is_low(provider: Provider) -> bool:
+    return (
+        provider.low_balance_threshold is not None
+        and provider.last_balance is not None
+        and provider.last_balance < provider.low_balance_threshold
+    )
+
+
+def _changes(data: ProviderCreate | ProviderPatch, allow_private: bool) -> domain.ProviderChanges:
+    def given(value: Any) -> bool:
+        return value is not msgspec.UNSET
+
+    threshold = data.low_balance_threshold
+    return domain.ProviderChanges(
+        name=domain.validate_name(data.name) if given(data.name) else None,  # type: ignore[arg-type]
+        api_url=domain.validate_url(data.api_url, allow_private) if given(data.api_url) else None,  # type: ignore[arg-type]
+        api_key=domain.validate_key(data.api_key) if given(data.api_key) else None,  # type: ignore[arg-type]
+        currency=domain.validate_currency(data.currency) if given(data.currency) else None,  # type: ignore[arg-type]
+        fx_rate=domain.validate_fx_rate(data.fx_rate) if given(data.fx_rate) else None,
+        enabled=data.enabled if given(data.enabled) else None,  # type: ignore[arg-type]
+        low_balance_threshold=domain.validate_threshold(threshold)
+        if given(threshold) and threshold is not None
+        else None,
+        clear_low_balance_threshold=threshold is None,
+    )
+
+
+class ProviderController(Controller):
+    path = "/providers"
+    tags = ["providers"]
+
+    @post("/", summary="Register an upstream provider", status_code=201)
+    async def create(
+        self, request: Request[Any, Any, Any], data: JSONBody[ProviderCreate], db: DbSession, runtime: RuntimeDep
+    ) -> ProviderOut:
+        if not data.name.strip():
+            raise InvalidInput("name must not be empty", field="name")
+        changes = _changes(data, runtime.settings.allow_private_upstreams)
+        provider = await domain.create_provider(db, changes)
+        await audit.record(
+            db, actor(request), "provider.create", "provider", provider.id, None, domain.provider_fields(provider)
+        )
+        return provider_out(provider)
+
+    @get("/", summary="List providers")
+    async def list_all(self, db: DbSession) -> list[ProviderOut]:
+        return [provider_out(p) for p in await domain.list_providers(db)]
+
+    @get("/{provider_id:int}", summary="One provider")
+    async def show(self, provider_id: ProviderId, db: DbSession) -> ProviderOut:
+        return provider_out(await domain.require_provider(db, provider_id))
+
+    @patch("/{provider_id:int}", summary="Change a provider")
+    async def update(
+        self,
+        request: Request[Any, Any, Any],
+        provider_id: ProviderId,
+        data: JSONBody[ProviderPatch],
+        db: DbSession,
+        runtime: RuntimeDep,
+    ) -> ProviderOut:
+        changes = _changes(data, runtime.settings.allow_private_upstreams)
+        provider = await domain.require_provider(db, provider_id)
+        before = domain.provider_fields(provider)
+        provider = await domain.update_provider(db, provider, changes)
+        if changes.api_url is not None or changes.api_key is not None or changes.enabled is False:
+            runtime.upstreams.forget(provider.id)
+        await audit.record(
+            db, actor(request), "provider.update", "provider", provider.id, before, domain.provider_fields(provider)
+        )
+        return provider_out(provider)
+
+    @post("/{provider_id:int}/sync", summary="Sync the provider's catalog now", status_code=200)
+    async def sync(
+        self, request: Request[Any, Any, Any], provider_id: ProviderId, db: DbSession, runtime: RuntimeDep
+    ) -> SyncOut:
+        await domain.require_provider(db, provider_id)
+        try:
+            summary = await sync_provider(runtime, provider_id)
+        except UpstreamError as exc:
+            raise UpstreamFailed(f"catalog sync failed: {exc}") from None
+        await audit.record(db, actor(request), "provider.sync", "provider", provider_id, None, summary.as_dict())
+        return SyncOut(**summary.as_dict())
+
+    @get("/{provider_id:int}/balance", summary="The provider's balance, asked live")
+    async def balance(self, provider_id: ProviderId, db: DbSession, runtime: RuntimeDep) -> BalanceOut:
+        provider = await domain.require_provider(db, provider_id)
+        client = domain.provider_client(runtime, provider)
+        try:
+            answer = await client.balance()
+        except UpstreamError as exc:
+            raise UpstreamFailed(f"balance check failed: {exc}") from None
+        now = datetime.now(UTC)
+        await db.execute(
+            update(Provider)
+            .where(Provider.id == provider_id)
+            .values(last_balance=answer.balance, last_balance_currency=answer.currency, last_balance_at=now)
+        )
+        provider.last_balance = answer.balance
+        return BalanceOut(
+            provider_id=provider_id,
+            balance=money(answer.balance) or "0.00",
+            currency=answer.currency,
+            low_balance=is_low(provider),
+            checked_at=now,
+        )

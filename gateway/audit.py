@@ -1,0 +1,54 @@
+"""The admin audit log: who changed what, before and after, when."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.models import AuditLog
+
+_SECRET_FIELDS = frozenset({"api_key", "api_key_hash", "token", "token_hash"})
+
+
+def snapshot(values: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A JSON-safe copy of an entity's fields without secrets (Decimals as strings)."""
+    if values is None:
+        return None
+    result: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in _SECRET_FIELDS or name.startswith("_"):
+            continue
+        if isinstance(value, Decimal):
+            value = str(value)
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, bytes):
+            continue
+        result[name] = value
+    return result
+
+
+async def record(
+    session: AsyncSession,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: object,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """Append one audit entry inside the caller's transaction (so it commits with the change)."""
+    await session.execute(
+        insert(AuditLog).values(
+            actor=actor[:100],
+            action=action[:60],
+            entity=entity[:40],
+            entity_id=None if entity_id is None else str(entity_id)[:64],
+            before=snapshot(before),
+            after=snapshot(after),
+        )
+    )

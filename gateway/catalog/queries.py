@@ -1,0 +1,194 @@
+"""Every query of the catalog domain, named for what it returns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from gateway.models import CatalogRevision, CustomerRate, MarkupRule, Provider, Service
+
+Executor = AsyncConnection | AsyncSession
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRow:
+    id: int
+    provider_id: int
+    upstream_service_id: int
+    type: str
+    upstream_name: str
+    upstream_category: str
+    upstream_rate: Decimal
+    upstream_min: int
+    upstream_max: int
+    refill: bool
+    cancel: bool
+    dripfeed: bool
+    upstream_present: bool
+    enabled: bool
+    name_override: str | None
+    category_override: str | None
+    min_override: int | None
+    max_override: int | None
+    fixed_rate: Decimal | None
+    fx_rate: Decimal
+    provider_enabled: bool
+
+
+_service_columns = [
+    Service.id,
+    Service.provider_id,
+    Service.upstream_service_id,
+    Service.type,
+    Service.upstream_name,
+    Service.upstream_category,
+    Service.upstream_rate,
+    Service.upstream_min,
+    Service.upstream_max,
+    Service.refill,
+    Service.cancel,
+    Service.dripfeed,
+    Service.upstream_present,
+    Service.enabled,
+    Service.name_override,
+    Service.category_override,
+    Service.min_override,
+    Service.max_override,
+    Service.fixed_rate,
+    Provider.fx_rate,
+    Provider.enabled.label("provider_enabled"),
+]
+
+
+async def catalog_revision(conn: Executor) -> int:
+    return int((await conn.execute(select(CatalogRevision.revision).where(CatalogRevision.id == 1))).scalar_one())
+
+
+async def services_for_pricing(conn: Executor, service_ids: Sequence[int] | None = None) -> list[ServiceRow]:
+    """Every service (or the given ones) with what pricing needs, in id order."""
+    query = select(*_service_columns).join(Provider, Provider.id == Service.provider_id).order_by(Service.id)
+    if service_ids is not None:
+        query = query.where(Service.id.in_(service_ids))
+    return [ServiceRow(**row._mapping) for row in (await conn.execute(query)).all()]
+
+
+async def provider_access(conn: Executor) -> list[dict[str, Any]]:
+    rows = await conn.execute(select(Provider.id, Provider.api_url, Provider.api_key, Provider.enabled))
+    return [dict(row._mapping) for row in rows]
+
+
+async def markup_rules(conn: Executor) -> list[dict[str, Any]]:
+    rows = (
+        await conn.execute(
+            select(
+                MarkupRule.id,
+                MarkupRule.scope,
+                MarkupRule.percent,
+                MarkupRule.fixed,
+                MarkupRule.provider_id,
+                MarkupRule.category,
+                MarkupRule.service_id,
+            ).order_by(MarkupRule.id)
+        )
+    ).all()
+    return [dict(row._mapping) for row in rows]
+
+
+async def all_customer_rates(conn: Executor) -> dict[int, dict[int, Decimal]]:
+    result: dict[int, dict[int, Decimal]] = {}
+    rows = await conn.execute(select(CustomerRate.customer_id, CustomerRate.service_id, CustomerRate.rate))
+    for customer_id, service_id, rate in rows:
+        result.setdefault(customer_id, {})[service_id] = rate
+    return result
+
+
+# --- sync -------------------------------------------------------------------------------------
+
+SYNCED_FIELDS = (
+    "type",
+    "upstream_type",
+    "upstream_name",
+    "upstream_category",
+    "upstream_rate",
+    "upstream_min",
+    "upstream_max",
+    "refill",
+    "cancel",
+    "dripfeed",
+    "description",
+)
+
+
+async def upsert_upstream_services(
+    session: AsyncSession, provider_id: int, rows: list[dict[str, Any]]
+) -> tuple[int, int]:
+    """Insert new services and update changed ones (upstream columns only: local edits stay).
+
+    Returns (created, updated); rows that did not change are not touched at all.
+    """
+    created = updated = 0
+    for start in range(0, len(rows), 1000):
+        chunk = rows[start : start + 1000]
+        stmt = insert(Service).values([{**row, "provider_id": provider_id} for row in chunk])
+        excluded = stmt.excluded
+        changed = [getattr(Service, name).is_distinct_from(getattr(excluded, name)) for name in SYNCED_FIELDS]
+        changed.append(Service.upstream_present.is_(False))
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[Service.provider_id, Service.upstream_service_id],
+            set_={
+                **{name: getattr(excluded, name) for name in SYNCED_FIELDS},
+                "upstream_present": True,
+                "updated_at": func.now(),
+            },
+            where=or_(*changed),
+        ).returning(text("(xmax = 0) AS inserted"))
+        for (inserted,) in (await session.execute(upsert)).all():
+            if inserted:
+                created += 1
+            else:
+                updated += 1
+    return created, updated
+
+
+async def mark_vanished_services(session: AsyncSession, provider_id: int, present: Sequence[int]) -> int:
+    """Services the upstream no longer lists: no longer for sale. Returns how many."""
+    stmt = (
+        update(Service)
+        .where(
+            Service.provider_id == provider_id,
+            Service.upstream_present.is_(True),
+            Service.upstream_service_id.not_in(present) if present else text("true"),
+        )
+        .values(upstream_present=False, updated_at=func.now())
+        .returning(Service.id)
+    )
+    return len((await session.execute(stmt)).all())
+
+
+async def count_provider_services(session: AsyncSession, provider_id: int) -> int:
+    return int((await session.execute(select(func.count()).where(Service.provider_id == provider_id))).scalar_one())
+
+
+async def record_sync(session: AsyncSession, provider_id: int, at: datetime, error: str | None) -> None:
+    values: dict[str, Any] = {"last_sync_error": error}
+    if error is None:
+        values["last_sync_at"] = at
+    await session.execute(update(Provider).where(Provider.id == provider_id).values(**values))
+
+
+async def providers_due_for_sync(session: AsyncSession, interval_seconds: float) -> list[Provider]:
+    """Enabled providers never synced or last synced more than ``interval_seconds`` ago."""
+    cutoff = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, interval_seconds)
+    query = (
+        select(Provider)
+        .where(Provider.enabled.is_(True), or_(Provider.last_sync_at.is_(None), Provider.last_sync_at < cutoff))
+        .order_by(Provider.last_sync_at.asc().nulls_first())
+    )
+    return list((await session.scalars(query)).all())

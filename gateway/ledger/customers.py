@@ -1,0 +1,146 @@
+"""Customers: creation (the key shown once), key rotation, settings, and their ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.errors import InvalidInput, NotFound
+from gateway.ledger.keys import new_api_key
+from gateway.ledger.ledger import add_funds
+from gateway.models import DIALECTS, Customer, LedgerEntry
+from gateway.money import HUNDRED, MoneyError, parse_amount, parse_decimal
+
+
+def validate_name(name: str) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= 200 or any(ch in name for ch in "\x00\r\n"):
+        raise InvalidInput("name must be 1 to 200 characters on one line", field="name")
+    return name
+
+
+def validate_dialect(dialect: str | None) -> str | None:
+    if dialect is not None and dialect not in DIALECTS:
+        raise InvalidInput(f"dialect must be one of {', '.join(DIALECTS)}", field="dialect")
+    return dialect
+
+
+def validate_discount(value: object) -> Decimal:
+    try:
+        discount = parse_decimal(value, field="discount_percent")
+    except MoneyError as exc:
+        raise InvalidInput(str(exc), field="discount_percent") from None
+    if not 0 <= discount <= HUNDRED or discount != round(discount, 4):
+        raise InvalidInput(
+            "discount_percent must be between 0 and 100 with at most 4 decimals", field="discount_percent"
+        )
+    return discount
+
+
+def validate_amount(value: object, field: str = "amount") -> Decimal:
+    try:
+        return parse_amount(value, field=field)
+    except MoneyError as exc:
+        raise InvalidInput(str(exc), field=field) from None
+
+
+def validate_note(note: str | None) -> str | None:
+    if note is not None and len(note) > 1000:
+        raise InvalidInput("note must be at most 1000 characters", field="note")
+    return note
+
+
+@dataclass(frozen=True, slots=True)
+class NewCustomer:
+    customer: Customer
+    api_key: str
+
+
+async def create_customer(
+    session: AsyncSession,
+    *,
+    name: str,
+    balance: Decimal,
+    dialect: str | None,
+    discount_percent: Decimal,
+    actor: str,
+) -> NewCustomer:
+    """A new customer with a fresh key; a starting balance is booked as a deposit entry."""
+    if balance < 0:
+        raise InvalidInput("balance must not be negative", field="balance")
+    key, key_hash, hint = new_api_key()
+    customer = Customer(
+        name=name, api_key_hash=key_hash, api_key_hint=hint, dialect=dialect, discount_percent=discount_percent
+    )
+    session.add(customer)
+    await session.flush()
+    if balance > 0:
+        await add_funds(session, customer.id, balance, note="starting balance", actor=actor)
+    await session.refresh(customer)
+    return NewCustomer(customer, key)
+
+
+async def require_customer(session: AsyncSession, customer_id: int) -> Customer:
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"customer {customer_id} not found")
+    return customer
+
+
+async def rotate_key(session: AsyncSession, customer_id: int) -> str:
+    """A new key; the old one stops working when this commits."""
+    key, key_hash, hint = new_api_key()
+    result = await session.execute(
+        update(Customer)
+        .where(Customer.id == customer_id)
+        .values(api_key_hash=key_hash, api_key_hint=hint, updated_at=func.now())
+        .returning(Customer.id)
+    )
+    if result.first() is None:
+        raise NotFound(f"customer {customer_id} not found")
+    return key
+
+
+async def update_customer(session: AsyncSession, customer: Customer, values: dict[str, Any]) -> Customer:
+    for name, value in values.items():
+        setattr(customer, name, value)
+    customer.updated_at = func.now()
+    await session.flush()
+    await session.refresh(customer)
+    return customer
+
+
+async def list_customers(
+    session: AsyncSession, *, search: str | None, enabled: bool | None, limit: int, before: int | None
+) -> list[Customer]:
+    query = select(Customer).order_by(Customer.id.desc()).limit(limit)
+    if search:
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(Customer.name.ilike(pattern))
+    if enabled is not None:
+        query = query.where(Customer.enabled.is_(enabled))
+    if before is not None:
+        query = query.where(Customer.id < before)
+    return list((await session.scalars(query)).all())
+
+
+async def move_funds(session: AsyncSession, customer_id: int, amount: Decimal, note: str | None, actor: str) -> Decimal:
+    """Add (positive) or deduct (negative) funds; a deduction below zero is refused."""
+    await require_customer(session, customer_id)
+    return await add_funds(session, customer_id, amount, note=note, actor=actor)
+
+
+async def ledger_entries(
+    session: AsyncSession, customer_id: int, *, limit: int, before: int | None
+) -> list[LedgerEntry]:
+    await require_customer(session, customer_id)
+    query = (
+        select(LedgerEntry).where(LedgerEntry.customer_id == customer_id).order_by(LedgerEntry.id.desc()).limit(limit)
+    )
+    if before is not None:
+        query = query.where(LedgerEntry.id < before)
+    return list((await session.scalars(query)).all())

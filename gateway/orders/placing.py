@@ -1,0 +1,118 @@
+"""Placing an order: validate, price, charge (one statement), send, record.
+
+The customer gets ``{"order": id}`` as soon as the order is charged and either placed or queued;
+when the upstream refuses it for the customer's own input, the customer gets that error and the
+charge back at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy.exc import DBAPIError
+
+from gateway.catalog.pricebook import PriceBook
+from gateway.errors import (
+    ACTIVE_ORDER_EXISTS,
+    INCORRECT_REQUEST,
+    INCORRECT_SERVICE,
+    NOT_ENOUGH_FUNDS,
+    SERVICE_UNAVAILABLE,
+    ProtocolError,
+)
+from gateway.failpoints import failpoint
+from gateway.money import charge_for, cost_for
+from gateway.orders import queries
+from gateway.orders.dispatch import Failed, dispatch
+from gateway.orders.queries import OrderToSend
+from gateway.orders.validation import validate_add
+from gateway.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    id: int
+    discount_percent: Decimal
+
+
+def parse_id(value: str | None) -> int | None:
+    """An id as clients send it (``"12"``, `` 12 ``); None when it is not one."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text.isdigit() or len(text) > 18:
+        return None
+    number = int(text)
+    return number if number > 0 else None
+
+
+async def place_order(
+    runtime: Runtime, book: PriceBook, customer: Customer, params: Mapping[str, str], request_id: str | None
+) -> int:
+    """Place an order for ``customer``; returns the gateway's order id or raises ProtocolError."""
+    service_id = parse_id(params.get("service"))
+    if service_id is None:
+        raise ProtocolError(INCORRECT_SERVICE)
+    service = book.for_sale(service_id)
+    if service is None:
+        raise ProtocolError(INCORRECT_SERVICE)
+    request = validate_add(
+        service.type, params, min_quantity=service.min, max_quantity=service.max, dripfeed=service.dripfeed
+    )
+    quote = book.quote(service, customer.id, customer.discount_percent)
+    charge = charge_for(quote.rate, request.units, per_package=request.per_package)
+    cost = cost_for(quote.cost_rate, request.units, per_package=request.per_package)
+    try:
+        async with runtime.engine.begin() as conn:
+            if runtime.settings.duplicate_link_guard and request.link is not None:
+                active = await conn.execute(
+                    queries.ACTIVE_ORDER_ON_LINK,
+                    {"service_id": service.id, "link": request.link, "customer_id": customer.id},
+                )
+                if active.first() is not None:
+                    raise ProtocolError(ACTIVE_ORDER_EXISTS)
+            row = (
+                await conn.execute(
+                    queries.CHARGE_AND_CREATE,
+                    {
+                        "customer_id": customer.id,
+                        "service_id": service.id,
+                        "provider_id": service.provider_id,
+                        "upstream_service_id": service.upstream_service_id,
+                        "link": request.link,
+                        "quantity": request.quantity,
+                        "params": request.params,
+                        "rate": quote.rate,
+                        "charge": charge,
+                        "cost": cost,
+                        "currency": runtime.settings.currency,
+                        "request_id": request_id,
+                    },
+                )
+            ).first()
+    except DBAPIError:
+        log.warning("database error while charging an order", exc_info=True)
+        raise ProtocolError(SERVICE_UNAVAILABLE) from None
+    if row is None:
+        raise ProtocolError(NOT_ENOUGH_FUNDS)
+    failpoint("after_charge")
+    order = OrderToSend(
+        id=row.id,
+        provider_id=service.provider_id,
+        upstream_service_id=service.upstream_service_id,
+        params=request.params,
+        created_at=row.created_at,
+        attempts=1,
+        request_id=request_id,
+    )
+    # Shielded: a client that hangs up must not leave the order half-recorded.
+    outcome = await asyncio.shield(dispatch(runtime, order, book.providers.get(service.provider_id)))
+    if isinstance(outcome, Failed):
+        raise ProtocolError(outcome.message or INCORRECT_REQUEST)
+    return int(row.id)
