@@ -16,6 +16,7 @@ import msgspec
 from litestar import HttpMethod, Litestar, Request, Response, route
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency, Provide
+from litestar.exceptions import ClientException
 
 from gateway.simulator import actions
 from gateway.simulator.control import control_router
@@ -70,7 +71,10 @@ async def read_params(request: Request[Any, Any, Any]) -> dict[str, str]:
             values = {str(k): _form_value(v) for k, v in decoded.items()}
             params.update({k: v for k, v in values.items() if v is not None})
     elif media_type == "multipart/form-data":
-        form = await request.form()
+        try:
+            form = await request.form()
+        except ClientException:  # e.g. no boundary: a PHP panel would just see an empty $_POST
+            return params
         params.update({k: v for k, v in form.multi_items() if not isinstance(v, UploadFile)})
     else:
         params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))

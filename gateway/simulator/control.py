@@ -82,6 +82,7 @@ def order_json(view: OrderView, order: Order, simulation: Simulation) -> dict[st
         "forced": order.forced is not None,
         "plan": {
             "outcome": plan.outcome.value,
+            "start_count": plan.start_count,
             "delivered": plan.delivered,
             "processing_at": plan.processing_at,
             "started_at": plan.started_at,

@@ -222,14 +222,15 @@ class Panel:
             status = OrderStatus(status)
             current = order.progress_at(self.clock.now())
             units = order.request.units
+            untouched = status in (OrderStatus.PENDING, OrderStatus.PROCESSING)
             if remains is None:
                 by_status = {OrderStatus.COMPLETED: 0, OrderStatus.CANCELED: units}
-                untouched = status in (OrderStatus.PENDING, OrderStatus.PROCESSING)
                 remains = units if untouched else by_status.get(status, current.remains)
             if not 0 <= remains <= units:
                 raise ValueError(f"remains must be within [0, {units}]")
             if start_count is None:
-                start_count = current.start_count or order.plan.start_count
+                # Panels show 0 until they have looked at the target, its real count afterwards.
+                start_count = 0 if untouched else current.start_count or order.plan.start_count
             self._pin(order, OrderProgress(status, start_count, remains))
             return self._view(order, self.clock.now())
 

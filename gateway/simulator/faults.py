@@ -105,9 +105,15 @@ class FaultPlan:
             return len(self._rules) < before
 
     def clear(self) -> None:
-        """Disarm every rule and restart the fault dice from the seed."""
+        """Disarm every rule."""
         with self._lock:
             self._rules = []
+
+    def reset(self) -> None:
+        """Disarm every rule, number rules from 1 again and restart the fault dice from the seed."""
+        with self._lock:
+            self._rules = []
+            self._next_id = 1
             self._rng = random.Random(self._seed)
 
     def armed(self) -> list[dict[str, Any]]:
@@ -219,14 +225,14 @@ class TransportFaults:
         disconnect = asyncio.ensure_future(until_disconnect())
         released = asyncio.ensure_future(self.released.wait())
         await asyncio.wait({disconnect, released}, timeout=limit or None, return_when=asyncio.FIRST_COMPLETED)
-        left = disconnect.done()
+        left = disconnect.done() and not disconnect.cancelled() and disconnect.exception() is None
         disconnect.cancel()
         released.cancel()
         return left
 
     async def _drop(self, send: Send, held: list[MutableMapping[str, Any]]) -> None:
-        # Promise the real answer's length, send only its headers, then break off: the client sees
-        # the connection close in the middle of a response, as when a panel's worker dies.
+        # Promise a body, send only the headers, then break off: the client sees the connection
+        # close in the middle of a response, as when a panel's worker dies.
         start = next((m for m in held if m["type"] == "http.response.start"), None)
         headers = list(start["headers"]) if start else [(b"content-type", b"application/json")]
         headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]

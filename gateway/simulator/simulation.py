@@ -22,5 +22,5 @@ class Simulation:
     def reset(self) -> None:
         """Back to the configured start: no orders, no faults, no recorded requests."""
         self.panel.reset()
-        self.faults.clear()
+        self.faults.reset()
         self.requests.clear()
