@@ -31,6 +31,7 @@ HUNDRED = Decimal(100)
 # NUMERIC(20, 5): 15 digits before the point.
 MAX_AMOUNT = Decimal("999999999999999.99999")
 MAX_RATE = Decimal("99999999999999.999999")
+LARGEST_INPUT = Decimal(10) ** 16
 
 
 class MoneyError(ValueError):
@@ -57,6 +58,9 @@ def parse_decimal(value: object, *, field: str = "amount") -> Decimal:
         raise MoneyError(f'{field} must be a decimal string, e.g. "10.00"')
     if not result.is_finite():
         raise MoneyError(f"{field} must be a finite number")
+    # Anything this large is a typo or an attack, and would overflow quantize() below.
+    if abs(result) >= LARGEST_INPUT:
+        raise MoneyError(f"{field} is too large")
     return result
 
 

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     queued_order_max_age_seconds: int = Field(
         default=6 * 3600, ge=60, description="a queued order older than this is canceled and refunded"
     )
+    submitting_stale_seconds: float = Field(
+        default=300.0, gt=0, le=86400, description="an order still submitting after this was cut off: unknown"
+    )
     duplicate_link_guard: bool = Field(default=False, description="refuse a 2nd active order on link+service")
 
     # Worker.
@@ -110,6 +113,15 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value
+
+    @model_validator(mode="after")
+    def _check_stale_after_deadline(self) -> Settings:
+        if self.submitting_stale_seconds <= self.upstream_timeout_seconds:
+            raise ValueError(
+                "GATEWAY_SUBMITTING_STALE_SECONDS must exceed GATEWAY_UPSTREAM_TIMEOUT_SECONDS"
+                " (a live send must never be taken for a dead one)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_upstream_pair(self) -> Settings:

@@ -63,7 +63,8 @@ class Worker:
     async def step(self) -> None:
         """One pass over every loop."""
         now = time.monotonic()
-        if now - self._last_sweep >= SWEEP_EVERY_SECONDS:
+        sweep_every = min(SWEEP_EVERY_SECONDS, self.runtime.settings.submitting_stale_seconds / 3)
+        if now - self._last_sweep >= sweep_every:
             await self._timed("sweep", sweep(self.runtime))
             self._last_sweep = now
         await self._timed("dispatch", self.dispatch_queued())

@@ -106,7 +106,7 @@ async def sweep(runtime: Runtime) -> None:
     """Recovery: unsent orders too old are canceled and refunded; orders a dead process left
     ``submitting`` become ``unknown`` (they may have been sent)."""
     settings = runtime.settings
-    stale = settings.upstream_timeout_seconds * 4 + 60
+    stale = settings.submitting_stale_seconds
     async with runtime.engine.begin() as conn:
         for order_id in await queries.mark_stale_submitting_unknown(conn, stale):
             log.warning("order %s was left submitting by a stopped process; now unknown", order_id)

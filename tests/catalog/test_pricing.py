@@ -130,3 +130,13 @@ def test_charged_rate_never_below_cost_plus_margin_unless_set_explicitly(
     assert not final.below_cost
     assert final.rate == round_resale_rate(final.rate)
     assert floor_rate(cost, min_margin) >= floor
+
+
+@pytest.mark.parametrize("text", ["1e30", "-1e30", "9" * 40, "1E+999999", "0.1e-999999"])
+def test_absurd_numbers_are_refused_cleanly(text: str) -> None:
+    from gateway.money import MoneyError, parse_amount, parse_rate
+
+    with pytest.raises(MoneyError):
+        parse_amount(text)
+    with pytest.raises(MoneyError):
+        parse_rate(text)

@@ -157,3 +157,77 @@ async def test_five_hundred_concurrent_adds_on_one_balance(shop: Shop) -> None:
     assert await shop.scalar("SELECT count(*) FROM orders WHERE state = 'placed'") == 100
     assert shop.sim.request_count("add") == 100
     await shop.check_money()
+
+
+@pytest.mark.parametrize(
+    ("upstream", "params", "charge", "quantity", "forwarded"),
+    [
+        # Drip-feed: 100 per run × 5 runs, charged for 500 at 0.27819.
+        (
+            LIKES,
+            {"link": "https://i.com/p", "quantity": "100", "runs": "5", "interval": "30"},
+            "0.13910",
+            500,
+            {"quantity": "100", "runs": "5", "interval": "30"},
+        ),
+        # Package: charged the rate once.
+        (114, {"link": "https://i.com/s"}, "0.35000", 1, {}),
+        # Custom comments: quantity is the number of lines.
+        (
+            121,
+            {"link": "https://i.com/p", "comments": "great\nnice\r\n\nwow\nok\nsuper"},
+            "0.06250",
+            5,
+            {"comments": "great\nnice\nwow\nok\nsuper"},
+        ),
+        # Subscriptions: no link, charged at most max × posts.
+        (
+            131,
+            {"username": "alice", "min": "100", "max": "200", "posts": "10", "delay": "0"},
+            "1.10000",
+            2000,
+            {"username": "alice", "max": "200", "posts": "10"},
+        ),
+        (
+            304,
+            {"link": "https://youtube.com/p", "quantity": "100", "answer_number": "2"},
+            "0.44000",
+            100,
+            {"answer_number": "2"},
+        ),
+    ],
+)
+async def test_add_for_each_kind_of_service(
+    shop: Shop, upstream: int, params: dict[str, str], charge: str, quantity: int, forwarded: dict[str, str]
+) -> None:
+    answer = await shop.v2(action="add", service=shop.services[upstream], **params)
+    assert "order" in answer, answer
+    order = await shop.order(answer["order"])
+    assert order.state == "placed", order.last_error
+    assert order.charge == Decimal(charge)
+    assert order.quantity == quantity
+    sent = shop.sim.requests("add")[-1].params
+    assert sent["service"] == str(upstream)
+    for name, value in forwarded.items():
+        assert sent[name] == value
+
+
+async def test_vanished_or_disabled_service_is_refused(shop: Shop) -> None:
+    await shop.execute("UPDATE services SET upstream_present = false WHERE id = :id", id=shop.services[FOLLOWERS])
+    answer = await shop.v2(action="add", service=shop.services[FOLLOWERS], link="https://i.com/y", quantity=1000)
+    assert answer == {"error": "Incorrect service ID"}
+    await shop.execute("UPDATE services SET enabled = false WHERE id = :id", id=shop.services[LIKES])
+    answer = await shop.v2(action="add", service=shop.services[LIKES], link="https://i.com/y", quantity=1000)
+    assert answer == {"error": "Incorrect service ID"}
+    assert shop.sim.request_count("add") == 0
+
+
+async def test_status_is_scoped_to_the_caller(shop: Shop) -> None:
+    order_id = (await shop.v2(action="add", service=shop.services[FOLLOWERS], link="https://i.com/y", quantity=1000))[
+        "order"
+    ]
+    _, other = await make_customer(shop.runtime, balance="1")
+    assert await shop.v2(key=other, action="status", order=order_id) == {"error": "Incorrect order ID"}
+    assert await shop.v2(key=other, action="status", order=999999) == {"error": "Incorrect order ID"}
+    assert await shop.v2(action="status", order="abc") == {"error": "Incorrect order ID"}
+    assert (await shop.v2(action="status", order=f" {order_id} "))["status"] == "Pending"
