@@ -18,6 +18,7 @@ from gateway.db import create_engine, create_sessionmaker, resolve_database_url
 from gateway.settings import Settings
 from gateway.upstream import UpstreamConfig, UpstreamRegistry
 from gateway.upstream.registry import TransportFactory
+from gateway.v2.ratelimit import RateLimiter
 
 
 def upstream_config(settings: Settings) -> UpstreamConfig:
@@ -44,6 +45,7 @@ class Runtime:
     upstreams: UpstreamRegistry
     catalog: Catalog
     call_log: CallLog
+    rate_limiter: RateLimiter
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -71,6 +73,7 @@ class Runtime:
             ),
             catalog=Catalog(engine, settings.min_margin_percent),
             call_log=call_log,
+            rate_limiter=RateLimiter(settings.rate_limit_per_minute),
         )
 
     def start_background(self) -> None:

@@ -18,6 +18,7 @@ from gateway.catalog.sync import PeriodicSync
 from gateway.failpoints import failpoint
 from gateway.orders import queries
 from gateway.orders.dispatch import dispatch
+from gateway.orders.refills import sync_refills
 from gateway.orders.sync import check_statuses, sweep
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -70,6 +71,7 @@ class Worker:
         await self._timed("dispatch", self.dispatch_queued())
         book = await self.runtime.catalog.book()
         await self._timed("status_sync", check_statuses(self.runtime, book.providers))
+        await self._timed("refill_sync", sync_refills(self.runtime, book.providers))
         await self._timed("catalog_sync", self.catalog_sync.step(now))
 
     async def _timed(self, name: str, work: object) -> None:

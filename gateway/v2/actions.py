@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from gateway.errors import INCORRECT_ORDER, INCORRECT_REQUEST, TOO_MANY_IDS, ProtocolError
+from gateway.errors import INCORRECT_ORDER, INCORRECT_REQUEST, REFILL_NOT_FOUND, TOO_MANY_IDS, ProtocolError
 from gateway.money import format_money
-from gateway.orders import queries
+from gateway.orders import cancel as cancels
+from gateway.orders import queries, refills
 from gateway.orders.placing import Customer, parse_id, place_order
 from gateway.runtime import Runtime
 from gateway.v2 import render
@@ -109,3 +110,66 @@ async def status(call: Call) -> object:
     if row is None:
         raise ProtocolError(INCORRECT_ORDER)
     return render.order_status(row, call.runtime.settings.currency)
+
+
+def _ids_param(call: Call, multi: str, single: str) -> tuple[list[int | str], bool]:
+    """The ids of a call that takes either ``orders`` (a list) or ``order`` (one id)."""
+    if multi in call.params:
+        return list(dict.fromkeys(parse_ids(call.params[multi]))), True
+    return parse_ids(call.params.get(single)), False
+
+
+@action("refill")
+async def refill(call: Call) -> object:
+    ids, is_multi = _ids_param(call, "orders", "order")
+    if not is_multi and len(ids) != 1:
+        raise ProtocolError(INCORRECT_ORDER)
+    numeric = [i for i in ids if isinstance(i, int)]
+    book = await call.runtime.catalog.book(call.caller.catalog_revision)
+    answers = await refills.request_refills(call.runtime, book, call.caller.id, numeric) if numeric else {}
+    if not is_multi:
+        answer = answers.get(numeric[0]) if numeric else None
+        if answer is None or answer.refill_id is None:
+            raise ProtocolError(answer.error if answer and answer.error else INCORRECT_ORDER)
+        return {"refill": answer.refill_id}
+    result: list[dict[str, object]] = []
+    for item in ids:
+        answer = answers.get(item) if isinstance(item, int) else None
+        if answer is not None and answer.refill_id is not None:
+            result.append({"order": item, "refill": answer.refill_id})
+        else:
+            result.append({"order": item, "refill": {"error": answer.error if answer else INCORRECT_ORDER}})
+    return result
+
+
+@action("refill_status")
+async def refill_status(call: Call) -> object:
+    ids, is_multi = _ids_param(call, "refills", "refill")
+    numeric = [i for i in ids if isinstance(i, int)]
+    found = await refills.refill_statuses(call.runtime, call.caller.id, numeric) if numeric else {}
+    if not is_multi:
+        status_name = found.get(numeric[0]) if numeric and len(ids) == 1 else None
+        if status_name is None:
+            raise ProtocolError(REFILL_NOT_FOUND)
+        return {"status": status_name}
+    return [
+        {
+            "refill": item,
+            "status": found[item] if isinstance(item, int) and item in found else {"error": REFILL_NOT_FOUND},
+        }
+        for item in ids
+    ]
+
+
+@action("cancel")
+async def cancel(call: Call) -> object:
+    ids, _ = _ids_param(call, "orders", "order")
+    numeric = [i for i in ids if isinstance(i, int)]
+    book = await call.runtime.catalog.book(call.caller.catalog_revision)
+    answers = await cancels.cancel_orders(call.runtime, book, call.caller.id, numeric) if numeric else {}
+    result: list[dict[str, object]] = []
+    for item in ids:
+        answer = answers.get(item) if isinstance(item, int) else None
+        error = INCORRECT_ORDER if answer is None else answer.error
+        result.append(render.cancel_item(call.dialect, item, answer is not None and answer.canceled, error))
+    return result

@@ -35,6 +35,9 @@ async def api_v2(request: Request[Any, Any, Any]) -> Response[bytes]:
     runtime: Runtime = request.app.state.runtime
     try:
         params = await request_params(request)
+        # Keyless calls share one bucket per client address.
+        client_host = request.client.host if request.client else "unknown"
+        runtime.rate_limiter.check(params.get("key") or f"addr:{client_host}")
         caller = await authenticate(runtime.engine, params.get("key"))
         action = ACTIONS.get(params.get("action", "").strip().lower())
         if action is None:

@@ -29,3 +29,13 @@ def multi(dialect: str, id_field: str, answers: Sequence[tuple[int | str, dict[s
     if dialect == "perfectpanel":
         return {str(item): answer for item, answer in answers}
     return [{id_field: item, **answer} for item, answer in answers]
+
+
+def cancel_item(dialect: str, order: int | str, canceled: bool, error: str | None) -> dict[str, object]:
+    """One entry of a ``cancel`` answer."""
+    if dialect == "perfectpanel":
+        return {"order": order, "cancel": 1 if canceled else {"error": error or "Incorrect order ID"}}
+    item: dict[str, object] = {"order": order, "canceled": canceled}
+    if not canceled:
+        item["error"] = error or "Incorrect order ID"
+    return item

@@ -1,0 +1,96 @@
+"""Limits of /api/v2: rate limit with Retry-After, body size, id counts, link length, the
+duplicate-link guard; and the refill status kept fresh by the worker."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.app import create_app
+from gateway.orders.refills import sync_refills
+from gateway.orders.sync import check_statuses
+from gateway.v2.ratelimit import RateLimiter
+from tests.conftest import serving
+from tests.orders.conftest import Shop, shop_settings
+
+FOLLOWERS_REFILL = 101
+FOLLOWERS = 102
+
+
+def test_token_bucket_refills_over_time() -> None:
+    now = [0.0]
+    limiter = RateLimiter(60, clock=lambda: now[0])
+    for _ in range(60):
+        limiter.check("k")
+    with pytest.raises(Exception) as caught:
+        limiter.check("k")
+    assert caught.value.headers == {"Retry-After": "1"}  # type: ignore[attr-defined]
+    limiter.check("other")  # keys are independent
+    now[0] += 1.0
+    limiter.check("k")
+
+
+async def test_rate_limited_answer_is_the_protocol_error_with_retry_after(database_url: str) -> None:
+    app = create_app(shop_settings(rate_limit_per_minute=5), database_url=database_url)
+    async with serving(app) as client:
+        answers = [await client.post("/api/v2", data={"key": "k", "action": "balance"}) for _ in range(7)]
+    assert [a.json() for a in answers[:5]] == [{"error": "Invalid API key"}] * 5
+    assert answers[5].status_code == 200
+    assert answers[5].json() == {"error": "Too many requests, try again later"}
+    assert int(answers[5].headers["retry-after"]) >= 1
+
+
+async def test_oversized_body_is_refused_cheaply(shop: Shop) -> None:
+    response = await shop.client.post("/api/v2", data={"key": shop.key, "action": "add", "comments": "x" * 400_000})
+    assert response.status_code == 200
+    assert response.json() == {"error": "Incorrect request"}
+    assert await shop.scalar("SELECT count(*) FROM orders") == 0
+
+
+async def test_link_and_id_limits(shop: Shop) -> None:
+    too_long = "https://i.com/" + "a" * 3000
+    assert await shop.v2(action="add", service=shop.services[FOLLOWERS], link=too_long, quantity=100) == {
+        "error": "Incorrect link"
+    }
+    hundred = ",".join(str(i) for i in range(1, 101))
+    assert len(await shop.v2(action="status", orders=hundred)) == 100
+    assert await shop.v2(action="status", orders=hundred + ",101") == {"error": "Too many ids (max 100)"}
+    assert await shop.v2(action="cancel", orders=hundred + ",101") == {"error": "Too many ids (max 100)"}
+
+
+@pytest.fixture
+def settings() -> object:
+    return shop_settings(duplicate_link_guard=True)
+
+
+async def test_duplicate_link_guard(shop: Shop) -> None:
+    params = {"action": "add", "service": shop.services[FOLLOWERS], "link": "https://i.com/dup", "quantity": 100}
+    first = await shop.v2(**params)
+    assert "order" in first
+    assert await shop.v2(**params) == {
+        "error": "You have active order with this link. Please wait until order being completed."
+    }
+    assert "order" in await shop.v2(**{**params, "link": "https://i.com/other"})
+    shop.sim.state.force_order((await shop.order(first["order"])).upstream_order_id, "Completed")
+    await shop.execute("UPDATE orders SET next_check_at = now()")
+    await check_statuses(shop.runtime, (await shop.runtime.catalog.book()).providers)
+    assert "order" in await shop.v2(**params)
+
+
+async def test_worker_keeps_refill_status_fresh(shop: Shop) -> None:
+    order_id = (
+        await shop.v2(action="add", service=shop.services[FOLLOWERS_REFILL], link="https://i.com/r", quantity=100)
+    )["order"]
+    shop.sim.state.force_order((await shop.order(order_id)).upstream_order_id, "Completed")
+    await shop.execute("UPDATE orders SET next_check_at = now()")
+    book = await shop.runtime.catalog.book()
+    await check_statuses(shop.runtime, book.providers)
+    refill_id = (await shop.v2(action="refill", order=order_id))["refill"]
+    upstream_refill = await shop.scalar("SELECT upstream_refill_id FROM refills WHERE id = :id", id=refill_id)
+    shop.sim.state.force_refill(upstream_refill, "Completed")
+    await shop.execute("UPDATE refills SET next_check_at = now()")
+    assert await sync_refills(shop.runtime, book.providers) == 1
+    assert await shop.v2(action="refill_status", refill=refill_id) == {"status": "Completed"}
+    assert shop.sim.request_count("refill_status") == 1
+    # Answered locally from now on.
+    await shop.v2(action="refill_status", refill=refill_id)
+    assert shop.sim.request_count("refill_status") == 1
