@@ -28,7 +28,9 @@ from gateway.admin.catalog import CustomerRateController, MarkupRuleController, 
 from gateway.admin.customers import CustomerController
 from gateway.admin.orders import OrderController
 from gateway.admin.providers import ProviderController
+from gateway.admin.reports import ReportController
 from gateway.admin.system import system_info
+from gateway.admin.tokens import AuditController, TokenController
 from gateway.db import current_revision, head_revision
 from gateway.deps import RuntimeDep
 from gateway.errors import DomainError
@@ -123,6 +125,9 @@ def admin_router() -> Router:
             CustomerRateController,
             CustomerController,
             OrderController,
+            ReportController,
+            TokenController,
+            AuditController,
         ],
         guards=[admin_guard],
         security=[{"BearerToken": []}],

@@ -10,7 +10,7 @@ from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
 from gateway import audit
-from gateway.admin.common import actor, money
+from gateway.admin.common import ERRORS, actor, money
 from gateway.catalog import services as domain
 from gateway.catalog.pricebook import PricedService, price_services
 from gateway.deps import DbSession, RuntimeDep
@@ -138,7 +138,7 @@ class ServiceController(Controller):
     path = "/services"
     tags = ["catalog"]
 
-    @get("/", summary="Services with cost and default resale rate side by side")
+    @get("/", summary="Services with cost and default resale rate side by side", responses=ERRORS)
     async def list_all(
         self,
         db: DbSession,
@@ -146,20 +146,22 @@ class ServiceController(Controller):
         provider_id: Annotated[int | None, QueryParameter(gt=0, le=2**62)] = None,
         category: Annotated[str | None, QueryParameter(max_length=200)] = None,
         enabled: FromQuery[bool | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 10_000,
+        before: Annotated[int | None, QueryParameter(gt=0, le=2**62)] = None,
     ) -> list[ServiceOut]:
-        services = await domain.list_services(db, provider_id, category, enabled)
+        services = await domain.list_services(db, provider_id, category, enabled, limit, before)
         priced = {
             p.id: p for p in await price_services(db, [s.id for s in services], runtime.settings.min_margin_percent)
         }
         return [service_out(s, priced[s.id]) for s in services]
 
-    @get("/{service_id:int}", summary="One service")
+    @get("/{service_id:int}", summary="One service", responses=ERRORS)
     async def show(self, service_id: Id, db: DbSession, runtime: RuntimeDep) -> ServiceOut:
         service = await domain.require_service(db, service_id)
         (priced,) = await price_services(db, [service.id], runtime.settings.min_margin_percent)
         return service_out(service, priced)
 
-    @patch("/{service_id:int}", summary="Local edits that survive every sync")
+    @patch("/{service_id:int}", summary="Local edits that survive every sync", responses=ERRORS)
     async def update(
         self,
         request: Request[Any, Any, Any],
@@ -184,7 +186,7 @@ class MarkupRuleController(Controller):
     path = "/markup-rules"
     tags = ["catalog"]
 
-    @post("/", summary="Add a markup rule (the most specific scope wins)", status_code=201)
+    @post("/", summary="Add a markup rule (the most specific scope wins)", status_code=201, responses=ERRORS)
     async def create(
         self, request: Request[Any, Any, Any], data: JSONBody[MarkupRuleIn], db: DbSession
     ) -> MarkupRuleOut:
@@ -195,11 +197,11 @@ class MarkupRuleController(Controller):
         )
         return out
 
-    @get("/", summary="Every markup rule")
+    @get("/", summary="Every markup rule", responses=ERRORS)
     async def list_all(self, db: DbSession) -> list[MarkupRuleOut]:
         return [rule_out(r) for r in await domain.list_markup_rules(db)]
 
-    @delete("/{rule_id:int}", summary="Remove a markup rule", status_code=204)
+    @delete("/{rule_id:int}", summary="Remove a markup rule", status_code=204, responses=ERRORS)
     async def remove(self, request: Request[Any, Any, Any], rule_id: Id, db: DbSession) -> None:
         rule = await domain.delete_markup_rule(db, rule_id)
         await audit.record(
@@ -211,12 +213,12 @@ class CustomerRateController(Controller):
     path = "/customers/{customer_id:int}/rates"
     tags = ["customers"]
 
-    @get("/", summary="A customer's own rates")
+    @get("/", summary="A customer's own rates", responses=ERRORS)
     async def list_all(self, customer_id: Id, db: DbSession) -> list[CustomerRateOut]:
         rates = await domain.list_customer_rates(db, customer_id)
         return [CustomerRateOut(r.customer_id, r.service_id, money(r.rate) or "0.00") for r in rates]
 
-    @put("/{service_id:int}", summary="Set a customer's own rate for one service")
+    @put("/{service_id:int}", summary="Set a customer's own rate for one service", responses=ERRORS)
     async def put_rate(
         self,
         request: Request[Any, Any, Any],
@@ -237,7 +239,7 @@ class CustomerRateController(Controller):
         )
         return CustomerRateOut(customer_id, service_id, money(rate) or "0.00")
 
-    @delete("/{service_id:int}", summary="Remove a customer's own rate", status_code=204)
+    @delete("/{service_id:int}", summary="Remove a customer's own rate", status_code=204, responses=ERRORS)
     async def remove(self, request: Request[Any, Any, Any], customer_id: Id, service_id: Id, db: DbSession) -> None:
         await domain.delete_customer_rate(db, customer_id, service_id)
         await audit.record(

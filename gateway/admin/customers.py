@@ -10,7 +10,7 @@ from litestar import Controller, Request, get, patch, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from gateway import audit
-from gateway.admin.common import actor, money
+from gateway.admin.common import ERRORS, actor, money
 from gateway.deps import DbSession
 from gateway.ledger import customers as domain
 from gateway.models import Customer, LedgerEntry
@@ -103,7 +103,7 @@ class CustomerController(Controller):
     path = "/customers"
     tags = ["customers"]
 
-    @post("/", summary="Create a customer; the API key is shown this once", status_code=201)
+    @post("/", summary="Create a customer; the API key is shown this once", status_code=201, responses=ERRORS)
     async def create(
         self, request: Request[Any, Any, Any], data: JSONBody[CustomerCreate], db: DbSession
     ) -> NewCustomerOut:
@@ -119,7 +119,7 @@ class CustomerController(Controller):
         await audit.record(db, actor(request), "customer.create", "customer", created.customer.id, None, fields)
         return NewCustomerOut(**fields, api_key=created.api_key)
 
-    @get("/", summary="Customers, newest first")
+    @get("/", summary="Customers, newest first", responses=ERRORS)
     async def list_all(
         self,
         db: DbSession,
@@ -131,11 +131,11 @@ class CustomerController(Controller):
         customers = await domain.list_customers(db, search=search, enabled=enabled, limit=limit, before=before)
         return [CustomerOut(**customer_fields(c)) for c in customers]
 
-    @get("/{customer_id:int}", summary="One customer")
+    @get("/{customer_id:int}", summary="One customer", responses=ERRORS)
     async def show(self, customer_id: Id, db: DbSession) -> CustomerOut:
         return CustomerOut(**customer_fields(await domain.require_customer(db, customer_id)))
 
-    @patch("/{customer_id:int}", summary="Rename, enable or disable, set dialect or discount")
+    @patch("/{customer_id:int}", summary="Rename, enable or disable, set dialect or discount", responses=ERRORS)
     async def update(
         self, request: Request[Any, Any, Any], customer_id: Id, data: JSONBody[CustomerPatch], db: DbSession
     ) -> CustomerOut:
@@ -155,13 +155,23 @@ class CustomerController(Controller):
         await audit.record(db, actor(request), "customer.update", "customer", customer_id, before, after)
         return CustomerOut(**after)
 
-    @post("/{customer_id:int}/rotate-key", summary="A new API key; the old one stops working at once", status_code=200)
+    @post(
+        "/{customer_id:int}/rotate-key",
+        summary="A new API key; the old one stops working at once",
+        status_code=200,
+        responses=ERRORS,
+    )
     async def rotate(self, request: Request[Any, Any, Any], customer_id: Id, db: DbSession) -> KeyOut:
         key = await domain.rotate_key(db, customer_id)
         await audit.record(db, actor(request), "customer.rotate_key", "customer", customer_id)
         return KeyOut(api_key=key)
 
-    @post("/{customer_id:int}/funds", summary="Add (positive) or deduct (negative) funds with a note", status_code=200)
+    @post(
+        "/{customer_id:int}/funds",
+        summary="Add (positive) or deduct (negative) funds with a note",
+        status_code=200,
+        responses=ERRORS,
+    )
     async def funds(
         self, request: Request[Any, Any, Any], customer_id: Id, data: JSONBody[FundsIn], db: DbSession
     ) -> BalanceOut:
@@ -179,7 +189,7 @@ class CustomerController(Controller):
         )
         return BalanceOut(balance=money(balance) or "0.00")
 
-    @get("/{customer_id:int}/ledger", summary="The customer's ledger entries, newest first")
+    @get("/{customer_id:int}/ledger", summary="The customer's ledger entries, newest first", responses=ERRORS)
     async def ledger(
         self, customer_id: Id, db: DbSession, limit: Limit = 100, before: Before = None
     ) -> list[LedgerEntryOut]:

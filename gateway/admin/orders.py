@@ -12,7 +12,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from gateway import audit
-from gateway.admin.common import actor, money
+from gateway.admin.common import ERRORS, actor, money
 from gateway.admin.customers import LedgerEntryOut, entry_out
 from gateway.deps import DbSession
 from gateway.models import Order, UpstreamCall
@@ -98,7 +98,7 @@ class OrderController(Controller):
     path = "/orders"
     tags = ["orders"]
 
-    @get("/", summary="Orders, newest first, filtered")
+    @get("/", summary="Orders, newest first, filtered", responses=ERRORS)
     async def list_all(
         self,
         db: DbSession,
@@ -113,13 +113,27 @@ class OrderController(Controller):
         flt = domain.OrderFilter(customer_id, status, order_state, provider_id, service_id, limit, before)
         return [order_out(o) for o in await domain.list_orders(db, flt)]
 
-    @get("/{order_id:int}", summary="One order with its ledger entries and upstream calls")
+    @get("/stuck", summary="Unfinished orders older than a threshold (seconds)", responses=ERRORS)
+    async def stuck(
+        self,
+        db: DbSession,
+        older_than: Annotated[int, QueryParameter(ge=0, le=365 * 86400)] = 3600,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> list[OrderOut]:
+        return [order_out(o) for o in await domain.stuck_orders(db, older_than, limit)]
+
+    @get("/{order_id:int}", summary="One order with its ledger entries and upstream calls", responses=ERRORS)
     async def show(self, order_id: Id, db: DbSession) -> OrderDetailOut:
         order = await domain.require_order(db, order_id)
         entries, calls = await domain.order_history(db, order_id)
         return OrderDetailOut(order_out(order), [entry_out(e) for e in entries], [call_out(c) for c in calls])
 
-    @post("/{order_id:int}/resolve", summary="Settle an order whose upstream outcome is unknown", status_code=200)
+    @post(
+        "/{order_id:int}/resolve",
+        summary="Settle an order whose upstream outcome is unknown",
+        status_code=200,
+        responses=ERRORS,
+    )
     async def resolve(
         self, request: Request[Any, Any, Any], order_id: Id, data: JSONBody[ResolveIn], db: DbSession
     ) -> OrderOut:
@@ -135,7 +149,12 @@ class OrderController(Controller):
         )
         return order_out(order)
 
-    @post("/{order_id:int}/retry", summary="Dispatch a queued order at the next worker pass", status_code=200)
+    @post(
+        "/{order_id:int}/retry",
+        summary="Dispatch a queued order at the next worker pass",
+        status_code=200,
+        responses=ERRORS,
+    )
     async def retry(self, request: Request[Any, Any, Any], order_id: Id, db: DbSession) -> OrderOut:
         order = await domain.retry_now(db, order_id)
         await audit.record(db, actor(request), "order.retry", "order", order_id)

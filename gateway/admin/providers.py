@@ -11,7 +11,7 @@ from litestar.params import JSONBody, PathParameter
 from sqlalchemy import update
 
 from gateway import audit
-from gateway.admin.common import UpstreamFailed, actor, money
+from gateway.admin.common import ERRORS, UPSTREAM_ERRORS, UpstreamFailed, actor, money
 from gateway.catalog import providers as domain
 from gateway.catalog.sync import sync_provider
 from gateway.deps import DbSession, RuntimeDep
@@ -119,7 +119,7 @@ class ProviderController(Controller):
     path = "/providers"
     tags = ["providers"]
 
-    @post("/", summary="Register an upstream provider", status_code=201)
+    @post("/", summary="Register an upstream provider", status_code=201, responses=ERRORS)
     async def create(
         self, request: Request[Any, Any, Any], data: JSONBody[ProviderCreate], db: DbSession, runtime: RuntimeDep
     ) -> ProviderOut:
@@ -132,15 +132,15 @@ class ProviderController(Controller):
         )
         return provider_out(provider)
 
-    @get("/", summary="List providers")
+    @get("/", summary="List providers", responses=ERRORS)
     async def list_all(self, db: DbSession) -> list[ProviderOut]:
         return [provider_out(p) for p in await domain.list_providers(db)]
 
-    @get("/{provider_id:int}", summary="One provider")
+    @get("/{provider_id:int}", summary="One provider", responses=ERRORS)
     async def show(self, provider_id: ProviderId, db: DbSession) -> ProviderOut:
         return provider_out(await domain.require_provider(db, provider_id))
 
-    @patch("/{provider_id:int}", summary="Change a provider")
+    @patch("/{provider_id:int}", summary="Change a provider", responses=ERRORS)
     async def update(
         self,
         request: Request[Any, Any, Any],
@@ -160,7 +160,9 @@ class ProviderController(Controller):
         )
         return provider_out(provider)
 
-    @post("/{provider_id:int}/sync", summary="Sync the provider's catalog now", status_code=200)
+    @post(
+        "/{provider_id:int}/sync", summary="Sync the provider's catalog now", status_code=200, responses=UPSTREAM_ERRORS
+    )
     async def sync(
         self, request: Request[Any, Any, Any], provider_id: ProviderId, db: DbSession, runtime: RuntimeDep
     ) -> SyncOut:
@@ -172,7 +174,7 @@ class ProviderController(Controller):
         await audit.record(db, actor(request), "provider.sync", "provider", provider_id, None, summary.as_dict())
         return SyncOut(**summary.as_dict())
 
-    @get("/{provider_id:int}/balance", summary="The provider's balance, asked live")
+    @get("/{provider_id:int}/balance", summary="The provider's balance, asked live", responses=UPSTREAM_ERRORS)
     async def balance(self, provider_id: ProviderId, db: DbSession, runtime: RuntimeDep) -> BalanceOut:
         provider = await domain.require_provider(db, provider_id)
         client = domain.provider_client(runtime, provider)

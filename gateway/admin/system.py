@@ -5,11 +5,12 @@ from __future__ import annotations
 from litestar import get
 
 from gateway import __version__
+from gateway.admin.common import ERRORS
 from gateway.db import current_revision, head_revision
 from gateway.deps import RuntimeDep
 
 
-@get("/system", summary="Version, schema revision and the non-secret settings")
+@get("/system", summary="Version, schema revision and the non-secret settings", responses=ERRORS)
 async def system_info(runtime: RuntimeDep) -> dict[str, object]:
     revision = await current_revision(runtime.engine)
     return {

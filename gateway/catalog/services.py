@@ -97,9 +97,17 @@ async def apply_service_edit(session: AsyncSession, service: Service, edit: Serv
 
 
 async def list_services(
-    session: AsyncSession, provider_id: int | None, category: str | None, enabled: bool | None
+    session: AsyncSession,
+    provider_id: int | None,
+    category: str | None,
+    enabled: bool | None,
+    limit: int = 10_000,
+    before: int | None = None,
 ) -> list[Service]:
-    query = select(Service).order_by(Service.id)
+    """Services, newest first, filtered; ``before`` pages by id."""
+    query = select(Service).order_by(Service.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(Service.id < before)
     if provider_id is not None:
         query = query.where(Service.provider_id == provider_id)
     if category is not None:

@@ -45,6 +45,18 @@ async def list_orders(session: AsyncSession, flt: OrderFilter) -> list[Order]:
     return list((await session.scalars(query)).all())
 
 
+async def stuck_orders(session: AsyncSession, older_than_seconds: int, limit: int) -> list[Order]:
+    """Orders not finished although created more than ``older_than_seconds`` ago, oldest first."""
+    ids = [
+        row.id
+        for row in await session.execute(queries.STUCK_ORDER_IDS, {"older_than": older_than_seconds, "limit": limit})
+    ]
+    if not ids:
+        return []
+    orders = {o.id: o for o in (await session.scalars(select(Order).where(Order.id.in_(ids)))).all()}
+    return [orders[i] for i in ids]
+
+
 async def require_order(session: AsyncSession, order_id: int) -> Order:
     order = await session.get(Order, order_id)
     if order is None:

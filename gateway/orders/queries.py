@@ -286,6 +286,18 @@ async def note_check_problem(conn: Executor, order_id: int, error: str, next_che
     )
 
 
+# --- reads for the operator ---------------------------------------------------------------------
+
+STUCK_ORDER_IDS = text(
+    """
+    SELECT id FROM orders
+    WHERE state NOT IN ('failed', 'canceled') AND status NOT IN ('Completed', 'Partial', 'Canceled')
+      AND created_at < now() - make_interval(secs => :older_than)
+    ORDER BY created_at LIMIT :limit
+    """
+)
+
+
 # --- reads for the customer -------------------------------------------------------------------
 
 CUSTOMER_ORDERS = text(

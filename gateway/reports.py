@@ -1,0 +1,75 @@
+"""Reports for the operator, computed in SQL: orders, revenue, cost, profit, refunds.
+
+- revenue = what customers paid and kept paying: ``charge - refunded``;
+- cost = what the upstream charged for what was delivered: the order's cost scaled by the part of
+  the charge that was not refunded (upstreams refund canceled and partial orders the same way);
+- profit = revenue - cost; refunds = the sum refunded to customers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.errors import InvalidInput
+
+_MEASURES = """
+    count(*) AS orders,
+    coalesce(sum(o.charge - o.refunded), 0) AS revenue,
+    coalesce(sum(CASE WHEN o.charge > 0 THEN round(o.cost * (o.charge - o.refunded) / o.charge, 5)
+                      WHEN o.refunded > 0 OR o.state IN ('failed', 'canceled') THEN 0 ELSE o.cost END), 0) AS cost,
+    coalesce(sum(o.refunded), 0) AS refunds
+"""
+
+GROUPS = {
+    "daily": ("date_trunc('day', o.created_at AT TIME ZONE 'UTC')::date", "day"),
+    "customers": ("o.customer_id", "customer_id"),
+    "services": ("o.service_id", "service_id"),
+    "providers": ("o.provider_id", "provider_id"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    orders: int
+    revenue: Decimal
+    cost: Decimal
+    refunds: Decimal
+
+    @property
+    def profit(self) -> Decimal:
+        return self.revenue - self.cost
+
+
+def _window(start: datetime | None, end: datetime | None) -> tuple[str, dict[str, Any]]:
+    if start is not None and end is not None and end <= start:
+        raise InvalidInput("'to' must be after 'from'", field="to")
+    return (
+        "WHERE (CAST(:start AS timestamptz) IS NULL OR o.created_at >= :start)"
+        " AND (CAST(:end AS timestamptz) IS NULL OR o.created_at < :end)",
+        {"start": start, "end": end},
+    )
+
+
+async def summary(session: AsyncSession, start: datetime | None, end: datetime | None) -> Totals:
+    where, params = _window(start, end)
+    row = (await session.execute(text(f"SELECT {_MEASURES} FROM orders o {where}"), params)).one()  # noqa: S608
+    return Totals(row.orders, row.revenue, row.cost, row.refunds)
+
+
+async def grouped(
+    session: AsyncSession, group: str, start: datetime | None, end: datetime | None
+) -> list[tuple[Any, Totals]]:
+    """Totals per day, customer, service or provider (``group`` is one of GROUPS)."""
+    expression, _ = GROUPS[group]
+    where, params = _window(start, end)
+    rows = await session.execute(
+        text(f"SELECT {expression} AS key, {_MEASURES} FROM orders o {where} GROUP BY 1 ORDER BY 1"),  # noqa: S608
+        params,
+    )
+    return [(row.key, Totals(row.orders, row.revenue, row.cost, row.refunds)) for row in rows]
