@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gateway.calllog import CallLog
 from gateway.catalog.pricebook import Catalog
 from gateway.db import create_engine, create_sessionmaker, resolve_database_url
+from gateway.observability.logs import REDACTOR, log_attempt
+from gateway.observability.metrics import GatewayMetrics
 from gateway.settings import Settings
-from gateway.upstream import UpstreamConfig, UpstreamRegistry
+from gateway.upstream import AttemptRecord, UpstreamConfig, UpstreamRegistry
 from gateway.upstream.registry import TransportFactory
 from gateway.v2.ratelimit import RateLimiter
 
@@ -33,6 +35,8 @@ def upstream_config(settings: Settings) -> UpstreamConfig:
         max_connections=settings.upstream_max_connections,
         max_keepalive_connections=settings.upstream_max_connections,
         allow_private=settings.allow_private_upstreams,
+        breaker_failure_threshold=settings.upstream_breaker_failures,
+        breaker_reset_timeout=settings.upstream_breaker_reset_seconds,
     )
 
 
@@ -46,6 +50,7 @@ class Runtime:
     catalog: Catalog
     call_log: CallLog
     rate_limiter: RateLimiter
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -63,22 +68,35 @@ class Runtime:
         url = database_url or resolve_database_url(settings)
         engine = create_engine(url, settings)
         call_log = CallLog()
+        metrics = GatewayMetrics()
+
+        def observe(record: AttemptRecord) -> None:
+            call_log.observe(record)
+            metrics.observe_attempt(record)
+            log_attempt(record)
+
         return cls(
             settings=settings,
             database_url=url,
             engine=engine,
             sessions=create_sessionmaker(engine),
             upstreams=UpstreamRegistry(
-                upstream_config(settings), transport_factory=transport_factory, observer=call_log.observe
+                upstream_config(settings), transport_factory=transport_factory, observer=observe, on_key=REDACTOR.add
             ),
             catalog=Catalog(engine, settings.min_margin_percent),
             call_log=call_log,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+            metrics=metrics,
         )
 
     def start_background(self) -> None:
-        """Start the process-wide background tasks (the call log writer)."""
+        """Start the process-wide background tasks (the call log writer; in single-upstream mode,
+        the one-off creation and first sync of the provider)."""
         self._tasks.append(asyncio.create_task(self.call_log.run(self.engine), name="upstream-call-log"))
+        if self.settings.upstream_url is not None:
+            from gateway.bootstrap import run_single_upstream  # it builds on the catalog, which needs Runtime
+
+            self._tasks.append(asyncio.create_task(run_single_upstream(self), name="single-upstream"))
 
     async def aclose(self) -> None:
         for task in self._tasks:
