@@ -112,3 +112,9 @@ def wait_for(check: Any, timeout: float = 30.0, interval: float = 0.1) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(interval)
+
+
+# The in-process shop (app + simulator + customer) of the order tests, for the security checks.
+from tests.orders.conftest import settings, shop, sim_config  # noqa: E402
+
+__all__ = ["settings", "shop", "sim_config"]

@@ -65,7 +65,11 @@ class Bank:
             if roll < 0.45:
                 upstream, minimum = self.rng.choice(PLAIN_SERVICES)
                 answer = await self.v2(
-                    key, action="add", service=self.services[upstream], link="https://i.com/p", quantity=minimum * self.rng.randint(1, 20)
+                    key,
+                    action="add",
+                    service=self.services[upstream],
+                    link="https://i.com/p",
+                    quantity=minimum * self.rng.randint(1, 20),
                 )
                 if "order" in answer:
                     mine.append(answer["order"])
@@ -80,7 +84,9 @@ class Bank:
             elif roll < 0.85:
                 amount = Decimal(self.rng.randint(1, 500)) / 100
                 response = await self.client.post(
-                    f"/admin/customers/{customer_id}/funds", json={"amount": str(amount), "note": "top-up"}, headers=ADMIN
+                    f"/admin/customers/{customer_id}/funds",
+                    json={"amount": str(amount), "note": "top-up"},
+                    headers=ADMIN,
                 )
                 assert response.status_code == 200
                 self.deposits += amount
@@ -154,19 +160,28 @@ class Bank:
                 return
             await asyncio.sleep(0.05)  # an open circuit cools down
         async with self.runtime.engine.connect() as conn:
-            stuck = (await conn.execute(text(
-                "SELECT id, state, status, status_raw, last_error, upstream_order_id, next_check_at, next_attempt_at FROM orders"
-                " WHERE state IN ('placed', 'queued', 'submitting') AND status NOT IN ('Completed', 'Partial', 'Canceled') LIMIT 5"
-            ))).all()
+            stuck = (
+                await conn.execute(
+                    text(
+                        "SELECT id, state, status, status_raw, last_error, upstream_order_id, next_check_at, next_attempt_at FROM orders"
+                        " WHERE state IN ('placed', 'queued', 'submitting') AND status NOT IN ('Completed', 'Partial', 'Canceled') LIMIT 5"
+                    )
+                )
+            ).all()
         raise AssertionError(f"orders did not settle: {stuck}")
 
     async def check_final(self) -> None:
         """Every refund is what the ending says; the upstream has each placed order exactly once."""
         await self.check_invariants()
-        assert await self.scalar("SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE kind = 'deposit'") == self.deposits
+        assert (
+            await self.scalar("SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE kind = 'deposit'")
+            == self.deposits
+        )
         async with self.runtime.engine.connect() as conn:
             orders = (
-                await conn.execute(text("SELECT id, state, status, charge, refunded, quantity, remains, upstream_order_id FROM orders"))
+                await conn.execute(
+                    text("SELECT id, state, status, charge, refunded, quantity, remains, upstream_order_id FROM orders")
+                )
             ).all()
         for order in orders:
             if order.status == "Canceled":
@@ -191,7 +206,9 @@ class Bank:
 async def open_bank(
     settings: Settings, database_url: str, *, customers: int = 20, seed: int = 7, sim: SimulatorConfig | None = None
 ) -> AsyncIterator[Bank]:
-    config = sim or SimulatorConfig(speed=0, seed=seed, partial_probability=0.3, cancel_probability=0.2, starting_balance=Decimal("1000000"))
+    config = sim or SimulatorConfig(
+        speed=0, seed=seed, partial_probability=0.3, cancel_probability=0.2, starting_balance=Decimal("1000000")
+    )
     async with running_simulator(config) as simulator:
         app = create_app(settings, database_url=database_url)
         runtime: Runtime = app.state.runtime

@@ -40,7 +40,9 @@ async def test_bank(settings: Settings, database_url: str) -> None:
         assert checks > 3
         await bank.settle(worker)
         await bank.check_final()
-        statuses = await bank.scalar("SELECT count(DISTINCT status) FROM orders WHERE status IN ('Completed', 'Partial', 'Canceled')")
+        statuses = await bank.scalar(
+            "SELECT count(DISTINCT status) FROM orders WHERE status IN ('Completed', 'Partial', 'Canceled')"
+        )
         assert statuses == 3  # every ending happened
         assert await bank.scalar("SELECT count(*) FROM ledger_entries WHERE kind = 'refund'") > 0
 

@@ -1,0 +1,137 @@
+"""Kill tests under load: the API process and the worker are killed with SIGKILL at random moments
+while clients place orders and the upstream completes, partially delivers and cancels them; they
+are restarted each time. Afterwards the money adds up and every add the upstream received belongs
+to exactly one placed or unknown order."""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from gateway.money import partial_refund
+from gateway.simulator.config import SimulatorConfig
+from gateway.simulator.runner import SimulatorThread
+from tests.reliability.conftest import GatewayProcess, process_env
+from tests.reliability.test_crash import Db, _prepare
+from tests.test_cli import free_port
+
+pytestmark = pytest.mark.slow
+
+FOLLOWERS = 102
+
+
+def _start_api(database_url: str, port: int) -> GatewayProcess:
+    proc = GatewayProcess(["serve", "--port", str(port), "--no-worker"], process_env(database_url), port)
+    proc.wait_ready()
+    return proc
+
+
+def _start_worker(database_url: str) -> GatewayProcess:
+    return GatewayProcess(["worker"], process_env(database_url), None)
+
+
+async def test_kill_api_and_worker_under_load(runtime, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    db = Db(database_url)
+    config = SimulatorConfig(
+        speed=3600, seed=5, partial_probability=0.3, cancel_probability=0.2, starting_balance=Decimal("1000000")
+    )
+    with SimulatorThread(config) as sim:
+        key, service = await _prepare(runtime, sim)
+        db.fetch("UPDATE customers SET balance = 10000")
+        db.fetch("UPDATE ledger_entries SET amount = 10000, balance_after = 10000 WHERE kind = 'deposit'")
+        port = free_port()
+        api = _start_api(database_url, port)
+        worker = _start_worker(database_url)
+        stop = threading.Event()
+        answers: list[object] = []
+
+        def load() -> None:
+            with httpx.Client(timeout=10) as client:
+                while not stop.is_set():
+                    try:
+                        response = client.post(
+                            f"http://127.0.0.1:{port}/api/v2",
+                            data={
+                                "key": key,
+                                "action": "add",
+                                "service": service,
+                                "link": "https://i.com/k",
+                                "quantity": 100,
+                            },
+                        )
+                        answers.append(response.json())
+                    except (httpx.TransportError, ValueError):
+                        time.sleep(0.05)  # the API is down or restarting
+
+        clients = [threading.Thread(target=load) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        rng = random.Random(9)
+        kills = 0
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                time.sleep(rng.uniform(0.5, 2.0))
+                if rng.random() < 0.5:
+                    api.process.send_signal(signal.SIGKILL)
+                    api.process.wait()
+                    api = _start_api(database_url, port)
+                else:
+                    worker.process.send_signal(signal.SIGKILL)
+                    worker.process.wait()
+                    worker = _start_worker(database_url)
+                kills += 1
+        finally:
+            stop.set()
+            for thread in clients:
+                thread.join()
+        assert kills >= 5
+        placed_answers = [a for a in answers if isinstance(a, dict) and "order" in a]
+        assert len(placed_answers) > 20
+
+        # Let the survivors finish: stale sends become unknown, everything else ends upstream.
+        def settled() -> bool:
+            return (
+                db.value(
+                    "SELECT count(*) FROM orders WHERE state IN ('queued', 'submitting')"
+                    " OR (state = 'placed' AND status NOT IN ('Completed', 'Partial', 'Canceled'))"
+                )
+                == 0
+            )
+
+        try:
+            end = time.monotonic() + 60
+            while not settled():
+                assert time.monotonic() < end, "orders did not settle"
+                db.fetch("UPDATE orders SET next_check_at = now() WHERE state = 'placed'")
+                time.sleep(0.5)
+        finally:
+            api.stop()
+            worker.stop()
+
+        db.check_money()
+        orders = db.fetch(
+            "SELECT id, state, status, charge, refunded, quantity, remains, upstream_order_id FROM orders"
+        )
+        # Every order the API answered with an id exists.
+        assert {a["order"] for a in placed_answers} <= {o["id"] for o in orders}  # type: ignore[index]
+        for order in orders:
+            if order["status"] == "Canceled":
+                assert order["refunded"] == order["charge"]
+            elif order["status"] == "Partial":
+                assert order["refunded"] == partial_refund(order["charge"], order["quantity"], order["remains"] or 0)
+            elif order["status"] == "Completed":
+                assert order["refunded"] == 0
+        placed = [o["upstream_order_id"] for o in orders if o["upstream_order_id"] is not None]
+        unknown = sum(1 for o in orders if o["state"] == "unknown")
+        assert len(placed) == len(set(placed))
+        received = sim.request_count("add")
+        # Never sent twice: each add that arrived is a placed order or one whose outcome is unknown.
+        assert len(placed) <= received <= len(placed) + unknown
+        assert {o.order_id for o in sim.state.orders()} >= set(placed)
