@@ -1,0 +1,204 @@
+// Catalog: services with cost, resale rate and margin side by side; local edits; markup rules;
+// providers and their sync.
+
+import { get, patch } from "../api.js";
+import { margin, marginPercent } from "../decimal.js";
+import { announce, badge, busy, field, formDialog, h, select, showError, table } from "../dom.js";
+import { markupSection } from "./markup.js";
+import { providersSection } from "./providers.js";
+
+export const title = "Catalog";
+
+const MAX_ROWS = 500;
+const RATE = /^\d+(\.\d{1,6})?$/;
+
+function sourceBadges(s) {
+  return [
+    s.rate_source,
+    s.below_cost ? [" ", badge("below cost", "bad")] : null,
+    s.margin_protected ? [" ", badge("margin floor", "warn")] : null,
+    !s.upstream_present ? [" ", badge("gone upstream", "muted")] : null,
+  ];
+}
+
+function editService(service, onSaved) {
+  return formDialog(
+    `Edit service #${service.id}`,
+    (form) => {
+      form.append(
+        h("p", { class: "hint" }, `Upstream: “${service.upstream_name}”, ${service.upstream_rate} per 1000. Local edits survive every sync.`),
+        field(
+          "Name shown to customers",
+          h("input", { id: "edit-name", value: service.name === service.upstream_name ? "" : service.name, "data-field": "name", placeholder: service.upstream_name }),
+          "Empty: the upstream's name.",
+        ),
+        field(
+          "Fixed rate per 1000",
+          h("input", { id: "edit-rate", inputmode: "decimal", value: service.fixed_rate || "", "data-field": "rate" }),
+          `Empty: the markup rules decide. Cost is ${service.cost_rate}.`,
+        ),
+      );
+    },
+    async (form) => {
+      const name = form.querySelector("#edit-name").value.trim();
+      const rate = form.querySelector("#edit-rate").value.trim();
+      if (rate && !RATE.test(rate)) {
+        const input = form.querySelector("#edit-rate");
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+        throw Object.assign(new Error("The fixed rate must be a decimal such as 1.25 (up to 6 decimals)."), { field: "rate" });
+      }
+      const updated = await patch(`/services/${service.id}`, { name: name || null, rate: rate || null });
+      announce(`Service #${updated.id} saved: ${updated.name} at ${updated.rate} per 1000 (${updated.rate_source}).`);
+      await onSaved();
+      return true;
+    },
+  );
+}
+
+function servicesSection(catalog, reloadServices) {
+  const provider = select([["", "All providers"]], { id: "filter-provider" });
+  const category = select([["", "All categories"]], { id: "filter-category" });
+  const enabled = select(
+    [
+      ["", "Any"],
+      ["true", "Enabled"],
+      ["false", "Disabled"],
+    ],
+    { id: "filter-enabled" },
+  );
+  const search = h("input", { id: "filter-name", type: "search", autocomplete: "off" });
+  const slot = h("div", { id: "services" });
+  const count = h("p", { id: "services-count", class: "hint", "aria-live": "polite" });
+
+  function fillChoices() {
+    const keepProvider = provider.value;
+    const keepCategory = category.value;
+    provider.replaceChildren(
+      h("option", { value: "" }, "All providers"),
+      ...catalog.providers().map((p) => h("option", { value: String(p.id) }, `${p.name} (#${p.id})`)),
+    );
+    category.replaceChildren(h("option", { value: "" }, "All categories"), ...catalog.categories().map((c) => h("option", { value: c }, c)));
+    provider.value = keepProvider;
+    category.value = keepCategory;
+  }
+
+  function actions(s) {
+    const toggle = h("button", { type: "button", class: "secondary small", "aria-label": `${s.enabled ? "Disable" : "Enable"} service ${s.id}` }, s.enabled ? "Disable" : "Enable");
+    toggle.addEventListener("click", () =>
+      busy(toggle, async () => {
+        const updated = await patch(`/services/${s.id}`, { enabled: !s.enabled });
+        announce(`Service #${updated.id} ${updated.enabled ? "enabled" : "disabled"}.`);
+        await reloadServices();
+      }),
+    );
+    const edit = h("button", { type: "button", class: "secondary small", "aria-label": `Edit service ${s.id}` }, "Edit");
+    edit.addEventListener("click", () => editService(s, reloadServices));
+    const parts = [toggle, edit];
+    if (s.fixed_rate !== null) {
+      const clear = h("button", { type: "button", class: "secondary small", "aria-label": `Clear the fixed rate of service ${s.id}` }, "Clear fixed rate");
+      clear.addEventListener("click", () =>
+        busy(clear, async () => {
+          const updated = await patch(`/services/${s.id}`, { rate: null });
+          announce(`Service #${updated.id} now priced by ${updated.rate_source}: ${updated.rate}.`);
+          await reloadServices();
+        }),
+      );
+      parts.push(clear);
+    }
+    return h("div", { class: "actions" }, parts);
+  }
+
+  function draw() {
+    const providerNames = new Map(catalog.providers().map((p) => [p.id, p.name]));
+    const needle = search.value.trim().toLowerCase();
+    const rows = catalog.services().filter(
+      (s) =>
+        (!provider.value || String(s.provider_id) === provider.value) &&
+        (!category.value || s.category === category.value) &&
+        (!enabled.value || String(s.enabled) === enabled.value) &&
+        (!needle || s.name.toLowerCase().includes(needle) || String(s.id) === needle),
+    );
+    count.textContent =
+      rows.length > MAX_ROWS ? `${rows.length} services match; the first ${MAX_ROWS} are shown. Narrow the filter.` : `${rows.length} service(s) match.`;
+    slot.replaceChildren(
+      table(
+        "Services: what they cost upstream and what customers pay (per 1000)",
+        [
+          { label: "ID", cell: (s) => String(s.id), num: true },
+          { label: "Provider", cell: (s) => providerNames.get(s.provider_id) || `#${s.provider_id}` },
+          { label: "Name", cell: (s) => s.name, className: "wide" },
+          { label: "Category", cell: (s) => s.category },
+          { label: "Type", cell: (s) => s.type },
+          { label: "Cost", cell: (s) => s.cost_rate, num: true },
+          { label: "Rate", cell: (s) => s.rate, num: true },
+          { label: "Margin", cell: (s) => margin(s.rate, s.cost_rate), num: true },
+          { label: "Margin %", cell: (s) => marginPercent(s.rate, s.cost_rate), num: true },
+          { label: "Priced by", cell: sourceBadges },
+          { label: "Min–max", cell: (s) => `${s.min}–${s.max}`, num: true },
+          { label: "On sale", cell: (s) => (s.for_sale ? badge("yes", "ok") : badge(s.enabled ? "no" : "disabled", "muted")) },
+          { label: "Actions", cell: actions },
+        ],
+        rows.slice(0, MAX_ROWS),
+        { id: "services-table", empty: "No service matches. Sync a provider to bring its catalog in." },
+      ),
+    );
+  }
+
+  for (const control of [provider, category, enabled]) control.addEventListener("change", draw);
+  search.addEventListener("input", draw);
+  fillChoices();
+  draw();
+  return {
+    node: h(
+      "section",
+      { "aria-labelledby": "services-title" },
+      h("h2", { id: "services-title" }, "Services"),
+      h(
+        "form",
+        { class: "filters", role: "search", "aria-label": "Filter services", onsubmit: (e) => e.preventDefault() },
+        field("Provider", provider),
+        field("Category", category),
+        field("Enabled", enabled),
+        field("Name or ID contains", search),
+      ),
+      count,
+      slot,
+    ),
+    redraw: () => {
+      fillChoices();
+      draw();
+    },
+  };
+}
+
+export async function render() {
+  const [providers, services, rules] = await Promise.all([get("/providers"), get("/services"), get("/markup-rules")]);
+  const state = { providers, services };
+  const catalog = {
+    providers: () => state.providers,
+    services: () => state.services,
+    categories: () => [...new Set(state.services.map((s) => s.category))].sort(),
+  };
+  let servicesPart = null;
+  let markupPart = null;
+
+  async function reloadServices() {
+    try {
+      state.services = await get("/services");
+    } catch (error) {
+      if (error.status !== 401) showError(error);
+      return;
+    }
+    servicesPart.redraw();
+    markupPart.refreshPreview();
+  }
+
+  servicesPart = servicesSection(catalog, reloadServices);
+  markupPart = markupSection(rules, catalog, reloadServices);
+  const providersPart = providersSection(providers, async (fresh) => {
+    state.providers = fresh;
+    await reloadServices();
+  });
+  return h("div", {}, h("h1", {}, "Catalog"), servicesPart.node, markupPart.node, providersPart);
+}
