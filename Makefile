@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: demo test test-quick lint typecheck check bench serve clean
 
@@ -38,8 +39,9 @@ typecheck: $(STAMP)
 
 check: test lint typecheck
 
+# Needs wrk (apt-get install -y wrk); BENCH_ARGS="--seconds 10" for longer windows.
 bench: $(STAMP)
-	$(BIN)/python -m tests.bench.run
+	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -9,15 +9,12 @@ import argparse
 import asyncio
 import logging
 import os
-import secrets
 import signal
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 
-from pydantic import SecretStr
-
 from gateway.db import DatabaseUnavailable, migrate, resolve_database_url, stop_embedded
+from gateway.observability.logs import configure_logging
 from gateway.settings import Settings, SettingsError, load_settings
 
 EXIT_USAGE = 2
@@ -47,15 +44,8 @@ def _positive(value: str) -> int:
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    # The embedded Postgres and Alembic narrate every step at INFO; their warnings are enough.
-    for noisy in ("pgserver", "alembic.runtime.plugins", "alembic.runtime.migration"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    # One line per event, key=value or JSON, secrets redacted (gateway/observability/logs.py).
+    configure_logging(settings)
 
 
 def _database(settings: Settings) -> str:
@@ -93,11 +83,22 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             port=port,
             workers=args.workers,
             log_level="warning",
+            log_config=None,
+            access_log=False,
             timeout_graceful_shutdown=30,
         )
     else:
         app = create_app(settings, database_url=url)
-        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+        # Our logging setup stays in charge (log_config=None); the access line comes from our middleware.
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=30,
+        )
     return 0
 
 
@@ -109,38 +110,10 @@ def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_admin_token(settings: Settings) -> str:
-    """The demo's admin token: the configured one, or one generated once and kept in the data dir."""
-    if settings.admin_token is not None:
-        return settings.admin_token.get_secret_value()
-    path = settings.data_dir / "demo-admin-token"
-    if path.exists():
-        return path.read_text().strip()
-    token = "adm_" + secrets.token_urlsafe(24)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(token + "\n")
-    path.chmod(0o600)
-    return token
-
-
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
+    from gateway.demo import run_demo
 
-    from gateway.app import create_app
-
-    token = _demo_admin_token(settings)
-    settings = settings.model_copy(update={"admin_token": SecretStr(token), "allow_private_upstreams": True})
-    url = _database(settings)
-    port = args.port or settings.port
-    base = f"http://{settings.host}:{port}"
-    print(f"gateway demo: API  {base}/api/v2")
-    print(f"              admin token  {token}")
-    print(f"              try: curl -s -H 'Authorization: Bearer {token}' {base}/admin/system")
-    print("              Ctrl-C stops everything; a second run reuses the same data.")
-    sys.stdout.flush()
-    app = create_app(settings, database_url=url)
-    uvicorn.run(app, host=settings.host, port=port, log_level="warning", timeout_graceful_shutdown=10)
-    return 0
+    return run_demo(settings, args.port)
 
 
 def _progress_bar(name: str) -> Callable[[str, int, int], None]:

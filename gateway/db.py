@@ -8,15 +8,20 @@ at the same directory, and stopped when the last of them exits.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import TextClause, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from gateway.settings import Settings
@@ -92,6 +97,108 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": "smm-gateway"}},
     )
+
+
+_NAMED_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """A ``text()`` statement's SQL with asyncpg's ``$n`` placeholders, and the names in order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _NAMED_PARAMETER.sub(number, sql), tuple(names)
+
+
+class _HotConnection(asyncpg.Connection):  # type: ignore[misc]
+    def get_reset_query(self) -> str:
+        # Only single autocommit statements run here: no session state (SET, LISTEN, advisory
+        # locks, cursors) is ever left behind, so the reset round trip on every release is waste.
+        # (An open transaction would still be rolled back by the pool.)
+        return ""
+
+
+async def _init_hot_connection(conn: asyncpg.Connection) -> None:
+    # The same JSON text SQLAlchemy's JSONB type writes.
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+class HotPathPool:
+    """A plain asyncpg pool for the few single statements of the customer hot path (the key
+    lookup, the charge, recording a placed order, the status read).
+
+    Through SQLAlchemy each of those costs 100-150 µs more CPU than through asyncpg itself (the
+    execution context and result wrapping, plus a BEGIN and a ROLLBACK around every read), which
+    on a v2 call of one to three statements was most of the request (docs/BENCHMARKS.md). Each
+    statement here is one autocommit statement, atomic on its own; anything that needs a
+    transaction of several statements stays on the SQLAlchemy engine. The SQL stays in the
+    domain's queries module as ``text()`` constructs; this only runs their text.
+
+    Created on first use (it needs the running loop), closed by ``Runtime.aclose()``. Database
+    errors come out as SQLAlchemy's ``DBAPIError``, like everywhere else.
+    """
+
+    def __init__(self, url: str, max_size: int) -> None:
+        self._dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+        self._statements: dict[TextClause, tuple[str, tuple[str, ...]]] = {}
+
+    async def _ready_pool(self) -> asyncpg.Pool:
+        pool = self._pool
+        if pool is not None:
+            return pool
+        async with self._lock:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self._dsn,
+                    min_size=1,
+                    max_size=self._max_size,
+                    init=_init_hot_connection,
+                    connection_class=_HotConnection,
+                    server_settings={"application_name": "smm-gateway"},
+                )
+            return self._pool
+
+    def _arguments(self, statement: TextClause, params: dict[str, Any]) -> tuple[str, list[Any]]:
+        compiled = self._statements.get(statement)
+        if compiled is None:
+            compiled = self._statements[statement] = positional(statement.text)
+        sql, names = compiled
+        return sql, [params[name] for name in names]
+
+    async def fetchrow(self, statement: TextClause, **params: Any) -> asyncpg.Record | None:
+        """The first row of ``statement`` (run on its own, autocommit), or None."""
+        sql, arguments = self._arguments(statement, params)
+        try:
+            pool = await self._ready_pool()
+            return await pool.fetchrow(sql, *arguments)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DBAPIError(sql, None, exc) from exc
+
+    async def fetch(self, statement: TextClause, **params: Any) -> list[asyncpg.Record]:
+        """Every row of ``statement`` (run on its own, autocommit)."""
+        sql, arguments = self._arguments(statement, params)
+        try:
+            pool = await self._ready_pool()
+            return list(await pool.fetch(sql, *arguments))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DBAPIError(sql, None, exc) from exc
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), timeout=10)
+        except TimeoutError:
+            pool.terminate()
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.calllog import CallLog
 from gateway.catalog.pricebook import Catalog
-from gateway.db import create_engine, create_sessionmaker, resolve_database_url
+from gateway.db import HotPathPool, create_engine, create_sessionmaker, resolve_database_url
 from gateway.observability.logs import REDACTOR, log_attempt
 from gateway.observability.metrics import GatewayMetrics
 from gateway.settings import Settings
@@ -50,6 +50,8 @@ class Runtime:
     catalog: Catalog
     call_log: CallLog
     rate_limiter: RateLimiter
+    # The customer hot path's own asyncpg pool (single statements; see gateway.db.HotPathPool).
+    hot: HotPathPool
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -86,6 +88,7 @@ class Runtime:
             catalog=Catalog(engine, settings.min_margin_percent),
             call_log=call_log,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+            hot=HotPathPool(url, settings.db_pool_size),
             metrics=metrics,
         )
 
@@ -107,4 +110,5 @@ class Runtime:
         self._tasks.clear()
         await self.call_log.flush(self.engine)
         await self.upstreams.aclose()
+        await self.hot.close()
         await self.engine.dispose()

@@ -60,7 +60,9 @@ class Settings(BaseSettings):
     upstream_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
     upstream_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     upstream_max_connections: int = Field(default=20, ge=1, le=1000)
-    upstream_breaker_failures: int = Field(default=5, ge=1, le=1000, description="failures in a row that open the circuit")
+    upstream_breaker_failures: int = Field(
+        default=5, ge=1, le=1000, description="failures in a row that open the circuit"
+    )
     upstream_breaker_reset_seconds: float = Field(default=30.0, gt=0, le=3600, description="open circuit cool-down")
 
     # Orders.

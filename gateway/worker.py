@@ -16,6 +16,7 @@ import time
 
 from gateway.catalog.sync import PeriodicSync
 from gateway.failpoints import failpoint
+from gateway.observability.logs import request_context
 from gateway.orders import queries
 from gateway.orders.dispatch import dispatch
 from gateway.orders.refills import sync_refills
@@ -54,8 +55,10 @@ class Worker:
         limit = asyncio.Semaphore(DISPATCH_CONCURRENCY)
 
         async def one(order: queries.OrderToSend) -> None:
+            # The order's request id rides along, so the send is logged under the add that caused it.
             async with limit:
-                await dispatch(self.runtime, order, book.providers.get(order.provider_id))
+                with request_context(order.request_id):
+                    await dispatch(self.runtime, order, book.providers.get(order.provider_id))
 
         # Shielded: a stop request lets every claimed order finish its send and record.
         await asyncio.shield(asyncio.gather(*(one(order) for order in claimed)))
@@ -80,6 +83,7 @@ class Worker:
             await work  # type: ignore[misc]
         finally:
             self.last_step_seconds[name] = time.perf_counter() - start
+            self.runtime.metrics.observe_worker_step(name, self.last_step_seconds[name])
 
     async def run(self) -> None:
         interval = self.runtime.settings.worker_interval_seconds

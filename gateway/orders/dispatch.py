@@ -130,8 +130,12 @@ async def dispatch(runtime: Runtime, order: OrderToSend, provider: ProviderAcces
     """Send one claimed order and record the outcome."""
     outcome = await send(runtime, order, provider)
     failpoint("after_send")
-    async with runtime.engine.begin() as conn:
-        await record(conn, order, outcome, runtime.settings.queued_order_max_age_seconds)
+    if isinstance(outcome, Placed):
+        # The common case is one statement: no transaction (and no SQLAlchemy) around it.
+        await queries.mark_placed_alone(runtime.hot, order.id, outcome.upstream_order_id, FIRST_CHECK_SECONDS)
+    else:
+        async with runtime.engine.begin() as conn:
+            await record(conn, order, outcome, runtime.settings.queued_order_max_age_seconds)
     if not isinstance(outcome, Placed):
         log.info("order %s: %s", order.id, outcome)
     return outcome

@@ -68,46 +68,48 @@ async def place_order(
     quote = book.quote(service, customer.id, customer.discount_percent)
     charge = charge_for(quote.rate, request.units, per_package=request.per_package)
     cost = cost_for(quote.cost_rate, request.units, per_package=request.per_package)
+    values = {
+        "customer_id": customer.id,
+        "service_id": service.id,
+        "provider_id": service.provider_id,
+        "upstream_service_id": service.upstream_service_id,
+        "link": request.link,
+        "quantity": request.quantity,
+        "params": request.params,
+        "rate": quote.rate,
+        "charge": charge,
+        "cost": cost,
+        "currency": runtime.settings.currency,
+        "request_id": request_id,
+    }
     try:
-        async with runtime.engine.begin() as conn:
-            if runtime.settings.duplicate_link_guard and request.link is not None:
+        if runtime.settings.duplicate_link_guard and request.link is not None:
+            async with runtime.engine.begin() as conn:
                 active = await conn.execute(
                     queries.ACTIVE_ORDER_ON_LINK,
                     {"service_id": service.id, "link": request.link, "customer_id": customer.id},
                 )
                 if active.first() is not None:
                     raise ProtocolError(ACTIVE_ORDER_EXISTS)
-            row = (
-                await conn.execute(
-                    queries.CHARGE_AND_CREATE,
-                    {
-                        "customer_id": customer.id,
-                        "service_id": service.id,
-                        "provider_id": service.provider_id,
-                        "upstream_service_id": service.upstream_service_id,
-                        "link": request.link,
-                        "quantity": request.quantity,
-                        "params": request.params,
-                        "rate": quote.rate,
-                        "charge": charge,
-                        "cost": cost,
-                        "currency": runtime.settings.currency,
-                        "request_id": request_id,
-                    },
-                )
-            ).first()
+                created = (await conn.execute(queries.CHARGE_AND_CREATE, values)).first()
+                row = None if created is None else (created.id, created.created_at)
+        else:
+            # The charge is one statement, atomic on its own: no transaction around it.
+            record = await runtime.hot.fetchrow(queries.CHARGE_AND_CREATE, **values)
+            row = None if record is None else (record["id"], record["created_at"])
     except DBAPIError:
         log.warning("database error while charging an order", exc_info=True)
         raise ProtocolError(SERVICE_UNAVAILABLE) from None
     if row is None:
         raise ProtocolError(NOT_ENOUGH_FUNDS)
+    order_id, created_at = row
     failpoint("after_charge")
     order = OrderToSend(
-        id=row.id,
+        id=order_id,
         provider_id=service.provider_id,
         upstream_service_id=service.upstream_service_id,
         params=request.params,
-        created_at=row.created_at,
+        created_at=created_at,
         attempts=1,
         request_id=request_id,
     )
@@ -115,4 +117,4 @@ async def place_order(
     outcome = await asyncio.shield(dispatch(runtime, order, book.providers.get(service.provider_id)))
     if isinstance(outcome, Failed):
         raise ProtocolError(outcome.message or INCORRECT_REQUEST)
-    return int(row.id)
+    return int(order_id)

@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from gateway.db import HotPathPool
 
 Executor = AsyncConnection | AsyncSession
 
@@ -109,20 +111,30 @@ async def claim_queued_orders(conn: Executor, limit: int) -> list[OrderToSend]:
     return [_to_send(row) for row in rows]
 
 
+MARK_PLACED = text(
+    """
+    UPDATE orders SET state = 'placed', upstream_order_id = :upstream, placed_at = now(),
+                      next_check_at = now() + make_interval(secs => :delay), last_error = NULL,
+                      updated_at = now()
+    WHERE id = :id AND state = 'submitting'
+    RETURNING id
+    """
+)
+
+
 async def mark_placed(conn: Executor, order_id: int, upstream_order_id: int, first_check_seconds: float) -> bool:
     result = await conn.execute(
-        text(
-            """
-            UPDATE orders SET state = 'placed', upstream_order_id = :upstream, placed_at = now(),
-                              next_check_at = now() + make_interval(secs => :delay), last_error = NULL,
-                              updated_at = now()
-            WHERE id = :id AND state = 'submitting'
-            RETURNING id
-            """
-        ),
-        {"id": order_id, "upstream": upstream_order_id, "delay": first_check_seconds},
+        MARK_PLACED, {"id": order_id, "upstream": upstream_order_id, "delay": first_check_seconds}
     )
     return result.first() is not None
+
+
+async def mark_placed_alone(
+    hot: HotPathPool, order_id: int, upstream_order_id: int, first_check_seconds: float
+) -> bool:
+    """:func:`mark_placed` as a statement of its own (no other write belongs with it)."""
+    row = await hot.fetchrow(MARK_PLACED, id=order_id, upstream=upstream_order_id, delay=first_check_seconds)
+    return row is not None
 
 
 async def mark_unknown(conn: Executor, order_id: int, error: str) -> bool:
@@ -308,7 +320,21 @@ CUSTOMER_ORDERS = text(
 )
 
 
-async def customer_orders(conn: Executor, customer_id: int, ids: Sequence[int]) -> dict[int, Row[Any]]:
+class OrderStatusRow(NamedTuple):
+    """What a status answer shows of one order (the columns of ``CUSTOMER_ORDERS``, in order)."""
+
+    id: int
+    status: str
+    state: str
+    charge: Decimal
+    refunded: Decimal
+    start_count: int | None
+    remains: int | None
+    quantity: int
+    currency: str
+
+
+async def customer_orders(hot: HotPathPool, customer_id: int, ids: Sequence[int]) -> dict[int, OrderStatusRow]:
     """The caller's own orders among ``ids`` (a foreign id is simply absent)."""
-    rows = await conn.execute(CUSTOMER_ORDERS, {"customer_id": customer_id, "ids": list(ids)})
-    return {row.id: row for row in rows}
+    rows = await hot.fetch(CUSTOMER_ORDERS, customer_id=customer_id, ids=list(ids))
+    return {row[0]: OrderStatusRow(*row) for row in rows}

@@ -22,6 +22,7 @@ class UpstreamRegistry:
     per provider. Create it in the app's/worker's lifespan and ``aclose()`` it on shutdown.
 
     ``transport_factory`` (provider id -> transport) is for tests; ``None`` means real network.
+    ``on_key`` is told every API key a client is created with (the log redactor learns them).
     """
 
     def __init__(
@@ -32,8 +33,10 @@ class UpstreamRegistry:
         observer: Observer | None = None,
         resolver: Resolver | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_key: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config or UpstreamConfig()
+        self._on_key = on_key
         self._transport_factory = transport_factory
         self._observer = observer
         self._resolver = resolver
@@ -51,6 +54,8 @@ class UpstreamRegistry:
         current = self._clients.get(provider_id)
         if current is not None and current.uses(api_url, api_key):
             return current
+        if self._on_key is not None:
+            self._on_key(api_key)
         client = UpstreamClient(
             provider_id,
             api_url,

@@ -94,8 +94,7 @@ async def status(call: Call) -> object:
     if "orders" in call.params:
         ids = parse_ids(call.params["orders"])
         numeric = [i for i in ids if isinstance(i, int)]
-        async with call.runtime.engine.connect() as conn:
-            found = await queries.customer_orders(conn, call.caller.id, numeric)
+        found = await queries.customer_orders(call.runtime.hot, call.caller.id, numeric)
         currency = call.runtime.settings.currency
         answers: list[tuple[int | str, dict[str, object]]] = []
         for item in ids:
@@ -105,8 +104,7 @@ async def status(call: Call) -> object:
     order_id = parse_id(call.params.get("order"))
     if order_id is None:
         raise ProtocolError(INCORRECT_ORDER)
-    async with call.runtime.engine.connect() as conn:
-        row = (await queries.customer_orders(conn, call.caller.id, [order_id])).get(order_id)
+    row = (await queries.customer_orders(call.runtime.hot, call.caller.id, [order_id])).get(order_id)
     if row is None:
         raise ProtocolError(INCORRECT_ORDER)
     return render.order_status(row, call.runtime.settings.currency)

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.db import HotPathPool
 from gateway.errors import INVALID_API_KEY, ProtocolError
 from gateway.ledger.keys import MAX_KEY_LENGTH, hash_key, hashes_match
 
-_LOOKUP = text(
+CUSTOMER_BY_KEY_HASH = text(
     "SELECT id, api_key_hash, enabled, balance, dialect, discount_percent,"
     " (SELECT revision FROM catalog_revision WHERE id = 1) AS catalog_revision"
     " FROM customers WHERE api_key_hash = :hash"
@@ -27,19 +27,17 @@ class Caller:
     catalog_revision: int
 
 
-async def authenticate(engine: AsyncEngine, key: str | None) -> Caller:
+async def authenticate(hot: HotPathPool, key: str | None) -> Caller:
     """The enabled customer owning ``key``; anything else is ``Invalid API key``."""
     if not key or len(key) > MAX_KEY_LENGTH:
         raise ProtocolError(INVALID_API_KEY)
-    key_hash = hash_key(key)
-    async with engine.connect() as conn:
-        row = (await conn.execute(_LOOKUP, {"hash": key_hash})).first()
-    if row is None or not row.enabled or not hashes_match(row.api_key_hash, key):
+    row = await hot.fetchrow(CUSTOMER_BY_KEY_HASH, hash=hash_key(key))
+    if row is None or not row["enabled"] or not hashes_match(row["api_key_hash"], key):
         raise ProtocolError(INVALID_API_KEY)
     return Caller(
-        id=row.id,
-        balance=row.balance,
-        dialect=row.dialect,
-        discount_percent=row.discount_percent,
-        catalog_revision=row.catalog_revision,
+        id=row["id"],
+        balance=row["balance"],
+        dialect=row["dialect"],
+        discount_percent=row["discount_percent"],
+        catalog_revision=row["catalog_revision"],
     )

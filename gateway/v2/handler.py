@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
 import msgspec
 from litestar import Request, Response, route
 from litestar.exceptions import ClientException
+from sqlalchemy.exc import DBAPIError
 
-from gateway.errors import INCORRECT_REQUEST, ProtocolError
+from gateway.errors import INCORRECT_REQUEST, SERVICE_UNAVAILABLE, ProtocolError
+from gateway.observability.logs import current_request_id
 from gateway.runtime import Runtime
 from gateway.v2.actions import ACTIONS, Call
 from gateway.v2.customers import authenticate
@@ -33,25 +36,38 @@ def error_answer(message: str, headers: dict[str, str] | None = None) -> Respons
 @route(["/api/v2", "/api/v2/"], http_method=["GET", "POST"], include_in_schema=False)
 async def api_v2(request: Request[Any, Any, Any]) -> Response[bytes]:
     runtime: Runtime = request.app.state.runtime
+    started = time.perf_counter()
+    # Metric labels stay bounded: a known action's name or "unknown"; "ok" or "error".
+    action_label, outcome = "unknown", "error"
     try:
         params = await request_params(request)
+        action_name = params.get("action", "").strip().lower()
+        action_label = action_name if action_name in ACTIONS else "unknown"
         # Keyless calls share one bucket per client address.
         client_host = request.client.host if request.client else "unknown"
         runtime.rate_limiter.check(params.get("key") or f"addr:{client_host}")
-        caller = await authenticate(runtime.engine, params.get("key"))
-        action = ACTIONS.get(params.get("action", "").strip().lower())
+        caller = await authenticate(runtime.hot, params.get("key"))
+        action = ACTIONS.get(action_name)
         if action is None:
             raise ProtocolError(INCORRECT_REQUEST)
         dialect = caller.dialect or runtime.settings.v2_dialect
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        # Set by the request context middleware (from X-Request-ID, or generated).
+        request_id = current_request_id() or uuid.uuid4().hex
         result = await action(
             Call(runtime=runtime, caller=caller, params=params, dialect=dialect, request_id=request_id[:64])
         )
+        outcome = "ok"
     except ProtocolError as exc:
         return error_answer(exc.message, getattr(exc, "headers", None))
     except ClientException:
         # Oversized or unreadable bodies: still a protocol answer, never a bare 4xx.
         return error_answer(INCORRECT_REQUEST)
+    except (DBAPIError, OSError):
+        # The database is unreachable: the customer's script should retry, not see a 5xx.
+        log.warning("v2 %s: database unavailable", action_label, exc_info=True)
+        return error_answer(SERVICE_UNAVAILABLE)
+    finally:
+        runtime.metrics.observe_v2(action_label, outcome, time.perf_counter() - started)
     if isinstance(result, bytes):
         return protocol_answer(result)
     return protocol_answer(_encoder.encode(result))

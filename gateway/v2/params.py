@@ -57,12 +57,22 @@ def parse_query(query: str) -> dict[str, str]:
     return _from_pairs(parse_qsl(query, keep_blank_values=True))
 
 
+def _content_type(request: Request[Any, Any, Any]) -> str:
+    # Straight from the ASGI scope: building Litestar's Headers for one header costs more than
+    # the rest of the parsing (this runs on every v2 call).
+    for name, value in request.scope["headers"]:
+        if name.lower() == b"content-type":
+            return value.decode("latin-1").split(";", 1)[0].strip().lower()
+    return ""
+
+
 async def request_params(request: Request[Any, Any, Any]) -> dict[str, str]:
     """Every parameter of a v2 call as strings; raises the protocol's ``Incorrect request``."""
-    params = parse_query(request.scope.get("query_string", b"").decode("latin-1"))
+    query = request.scope.get("query_string", b"")
+    params = parse_query(query.decode("latin-1")) if query else {}
     if request.method != "POST":
         return params
-    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    content_type = _content_type(request)
     try:
         if content_type == "multipart/form-data":
             form = await request.form()

@@ -235,12 +235,22 @@ async def test_status_is_scoped_to_the_caller(shop: Shop) -> None:
 
 async def test_upstream_calls_are_logged_against_the_order(shop: Shop) -> None:
     shop.sim.set_faults(FaultRule(kind="hang", action="add"))
-    order_id = (await shop.v2(action="add", service=shop.services[FOLLOWERS], link="https://i.com/y", quantity=1000))["order"]
+    order_id = (await shop.v2(action="add", service=shop.services[FOLLOWERS], link="https://i.com/y", quantity=1000))[
+        "order"
+    ]
     shop.sim.clear_faults()
-    placed_id = (await shop.v2(action="add", service=shop.services[FOLLOWERS], link="https://i.com/z", quantity=1000))["order"]
+    placed_id = (await shop.v2(action="add", service=shop.services[FOLLOWERS], link="https://i.com/z", quantity=1000))[
+        "order"
+    ]
     await shop.runtime.call_log.flush(shop.runtime.engine)
-    detail = (await shop.client.get(f"/admin/orders/{order_id}", headers={"Authorization": "Bearer test-admin-token-0123456789"})).json()
+    detail = (
+        await shop.client.get(
+            f"/admin/orders/{order_id}", headers={"Authorization": "Bearer test-admin-token-0123456789"}
+        )
+    ).json()
     assert [(c["action"], c["outcome"]) for c in detail["upstream_calls"]] == [("add", "unknown")]
     assert detail["upstream_calls"][0]["error"]
-    placed = await shop.scalar("SELECT count(*) FROM upstream_calls WHERE order_id = :id AND outcome = 'ok'", id=placed_id)
+    placed = await shop.scalar(
+        "SELECT count(*) FROM upstream_calls WHERE order_id = :id AND outcome = 'ok'", id=placed_id
+    )
     assert placed == 1

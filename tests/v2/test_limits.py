@@ -94,3 +94,11 @@ async def test_worker_keeps_refill_status_fresh(shop: Shop) -> None:
     # Answered locally from now on.
     await shop.v2(action="refill_status", refill=refill_id)
     assert shop.sim.request_count("refill_status") == 1
+
+
+async def test_database_down_is_a_protocol_answer_not_a_5xx() -> None:
+    app = create_app(shop_settings(), database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    async with serving(app) as client:
+        response = await client.post("/api/v2", data={"key": "smm_x", "action": "balance"})
+    assert response.status_code == 200
+    assert response.json() == {"error": "Service temporarily unavailable, try again later"}

@@ -1,0 +1,1 @@
+"""Operating the gateway: metrics (``/metrics``), structured logs and request ids."""

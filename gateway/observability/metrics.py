@@ -1,0 +1,190 @@
+"""Prometheus metrics, served at ``GET /metrics`` in the text format.
+
+Each app (each :class:`~gateway.runtime.Runtime`) has its own ``CollectorRegistry``, so any
+number of apps can live in one process (tests) without colliding. Counters and histograms are
+fed as things happen (v2 requests, upstream attempts, worker steps); the order gauges and the
+circuit breaker states are computed at scrape time: one ``GROUP BY`` over the orders and a look
+at this process' breakers. Label values are bounded: v2 actions are the protocol's (anything else
+is ``unknown``), outcomes a handful, providers the configured ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from litestar import Request, Response, get
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.upstream import AttemptRecord, BreakerSnapshot
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
+
+__all__ = ["GatewayMetrics", "OrderSnapshot", "metrics_endpoint", "order_snapshot"]
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+STEP_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+BREAKER_STATES = ("closed", "open", "half_open")
+SCRAPE_STATEMENT_TIMEOUT_MS = 5000
+
+_ORDER_SNAPSHOT = text(
+    """
+    SELECT status, state, count(*) AS orders,
+           extract(epoch FROM now() - min(created_at) FILTER (WHERE state = 'queued')) AS queued_age,
+           extract(epoch FROM now() - min(coalesce(last_checked_at, placed_at, created_at)) FILTER (
+               WHERE state = 'placed' AND status NOT IN ('Completed', 'Partial', 'Canceled'))) AS stale_age
+    FROM orders
+    GROUP BY status, state
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSnapshot:
+    """Orders per (status, state), and the two ages an operator alerts on (0 when none)."""
+
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    oldest_queued_seconds: float = 0.0
+    stalest_active_seconds: float = 0.0
+
+
+async def order_snapshot(engine: AsyncEngine) -> OrderSnapshot:
+    """One query: order counts by status and state, the age of the oldest queued order, and
+    how long ago the stalest active (placed, not terminal) order was last checked upstream."""
+    async with engine.begin() as conn:
+        await conn.execute(text(f"SET LOCAL statement_timeout = {SCRAPE_STATEMENT_TIMEOUT_MS}"))
+        rows = (await conn.execute(_ORDER_SNAPSHOT)).all()
+    counts = {(str(r.status), str(r.state)): int(r.orders) for r in rows}
+    return OrderSnapshot(
+        counts=counts,
+        oldest_queued_seconds=max((float(r.queued_age) for r in rows if r.queued_age is not None), default=0.0),
+        stalest_active_seconds=max((float(r.stale_age) for r in rows if r.stale_age is not None), default=0.0),
+    )
+
+
+class _ScrapeTimeValues(Collector):
+    """Gauges whose values are taken at scrape time (set just before the registry is rendered)."""
+
+    def __init__(self) -> None:
+        self.orders: OrderSnapshot | None = None
+        self.breakers: Mapping[int | str, BreakerSnapshot] = {}
+
+    def collect(self) -> Iterable[Metric]:
+        return list(self._families())
+
+    def _families(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("gateway_database_up", "1 when the last scrape could read the orders table")
+        up.add_metric([], 0.0 if self.orders is None else 1.0)
+        yield up
+        breaker = GaugeMetricFamily(
+            "gateway_upstream_circuit_state",
+            "Circuit breaker state per provider in this process (1 for the current state)",
+            labels=["provider", "state"],
+        )
+        for provider, snapshot in sorted(self.breakers.items(), key=lambda item: str(item[0])):
+            for state in BREAKER_STATES:
+                breaker.add_metric([str(provider), state], 1.0 if snapshot.state == state else 0.0)
+        yield breaker
+        if self.orders is None:
+            return
+        orders = GaugeMetricFamily(
+            "gateway_orders", "Orders by protocol status and dispatch state", labels=["status", "state"]
+        )
+        for (status, state), count in sorted(self.orders.counts.items()):
+            orders.add_metric([status, state], float(count))
+        yield orders
+        yield GaugeMetricFamily(
+            "gateway_oldest_queued_order_age_seconds",
+            "Age of the oldest order still queued (0 when none)",
+            value=self.orders.oldest_queued_seconds,
+        )
+        yield GaugeMetricFamily(
+            "gateway_stalest_active_order_age_seconds",
+            "Seconds since the least recently checked placed, non-terminal order was checked (0 when none)",
+            value=self.orders.stalest_active_seconds,
+        )
+
+
+class GatewayMetrics:
+    """One app's metrics: its registry and the hooks that feed it."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.v2_requests = Counter(
+            "gateway_v2_requests", "Customer API calls", ["action", "outcome"], registry=self.registry
+        )
+        self.v2_duration = Histogram(
+            "gateway_v2_request_duration_seconds",
+            "Customer API call latency",
+            ["action"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.upstream_calls = Counter(
+            "gateway_upstream_calls",
+            "Upstream attempts by provider, action and outcome (ok, rejected, not_sent, unknown)",
+            ["provider", "action", "outcome"],
+            registry=self.registry,
+        )
+        self.upstream_duration = Histogram(
+            "gateway_upstream_call_duration_seconds",
+            "Upstream attempt duration",
+            ["provider", "action"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.worker_steps = Histogram(
+            "gateway_worker_step_duration_seconds",
+            "Duration of each step of the background worker's pass",
+            ["step"],
+            buckets=STEP_BUCKETS,
+            registry=self.registry,
+        )
+        self._scrape = _ScrapeTimeValues()
+        self.registry.register(self._scrape)
+        ProcessCollector(registry=self.registry)
+
+    def observe_v2(self, action: str, outcome: str, seconds: float) -> None:
+        """A v2 call ended; ``action`` must already be a known action name or ``unknown``."""
+        self.v2_requests.labels(action, outcome).inc()
+        self.v2_duration.labels(action).observe(seconds)
+
+    def observe_attempt(self, record: AttemptRecord) -> None:
+        """The upstream adapter's observer hook (never raises)."""
+        provider = str(record.provider_id)
+        self.upstream_calls.labels(provider, record.action, record.outcome).inc()
+        if math.isfinite(record.duration):
+            self.upstream_duration.labels(provider, record.action).observe(record.duration)
+
+    def observe_worker_step(self, step: str, seconds: float) -> None:
+        self.worker_steps.labels(step).observe(seconds)
+
+    async def render(self, engine: AsyncEngine, breakers: Mapping[int | str, BreakerSnapshot]) -> bytes:
+        """The text exposition, with the scrape-time values read now."""
+        try:
+            orders: OrderSnapshot | None = await order_snapshot(engine)
+        except Exception as exc:
+            log.warning("metrics: could not read the orders table: %s", type(exc).__name__)
+            orders = None
+        # No await between setting the values and rendering them: concurrent scrapes cannot mix.
+        self._scrape.orders = orders
+        self._scrape.breakers = breakers
+        return generate_latest(self.registry)
+
+
+@get("/metrics", include_in_schema=False, summary="Prometheus metrics")
+async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+    runtime: Runtime = request.app.state.runtime
+    body = await runtime.metrics.render(runtime.engine, runtime.upstreams.breakers())
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
