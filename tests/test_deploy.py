@@ -135,7 +135,8 @@ def option_value(args: list[str], option: str, default: str | None = None) -> st
 def connections_per_process(config: dict[str, str]) -> int:
     pool = int(config.get("GATEWAY_DB_POOL_SIZE", Settings.model_fields["db_pool_size"].default))
     overflow = int(config.get("GATEWAY_DB_MAX_OVERFLOW", Settings.model_fields["db_max_overflow"].default))
-    return pool + overflow
+    # The engine's pool (POOL + OVERFLOW) and the v2 hot path's own asyncpg pool (POOL).
+    return 2 * pool + overflow
 
 
 # --- Kubernetes -----------------------------------------------------------------------------------
