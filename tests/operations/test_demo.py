@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.operations.conftest import LoggedProcess
+from tests.processes import GatewayProcess
 from tests.reliability.test_crash import Db
 from tests.test_cli import free_port
 
@@ -29,10 +29,10 @@ class Banner:
     upstream: str
 
 
-def start_demo(database_url: str, data_dir: Path, log_path: Path) -> tuple[LoggedProcess, Banner]:
+def start_demo(database_url: str, data_dir: Path, log_path: Path) -> tuple[GatewayProcess, Banner]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update({"GATEWAY_DATABASE_URL": database_url, "GATEWAY_DATA_DIR": str(data_dir)})
-    proc = LoggedProcess(["demo", "--port", str(free_port())], env, log_path)
+    proc = GatewayProcess(["demo", "--port", str(free_port())], env, log_path)
     deadline = time.monotonic() + 60
     while "Ctrl-C stops everything." not in proc.log():
         if proc.process.poll() is not None or time.monotonic() > deadline:

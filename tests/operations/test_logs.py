@@ -21,7 +21,8 @@ from gateway.simulator.faults import FaultRule
 from gateway.simulator.runner import SimulatorThread
 from gateway.upstream import UpstreamRegistry
 from tests.conftest import make_settings
-from tests.operations.conftest import FOLLOWERS, add_order, serve_process
+from tests.operations.conftest import FOLLOWERS, add_order
+from tests.processes import gateway
 from tests.reliability.conftest import wait_for
 from tests.reliability.test_crash import Db
 
@@ -133,7 +134,7 @@ async def test_no_secret_reaches_the_logs_of_a_whole_scenario(database_url: str,
     customer_keys: list[str] = []
     with (
         SimulatorThread(SimulatorConfig(speed=0, api_key=sim_key)) as sim,
-        serve_process(
+        gateway(
             database_url, tmp_path / "gateway.log", GATEWAY_LOG_LEVEL="DEBUG", GATEWAY_ADMIN_TOKEN=admin_token
         ) as gw,
         httpx.Client(base_url=gw.url, timeout=20) as http,

@@ -20,7 +20,8 @@ from gateway.runtime import Runtime
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.runner import SimulatorThread
 from tests.factories import make_customer
-from tests.operations.conftest import serve_process, shop, worker_process
+from tests.operations.conftest import shop
+from tests.processes import gateway, worker_process
 from tests.reliability.conftest import wait_for
 from tests.reliability.test_crash import Db
 
@@ -32,6 +33,11 @@ THREADS = 8
 FUNDS = Decimal("100")
 TERMINAL = ("Completed", "Partial", "Canceled")
 
+# A loaded machine (CI shares two cores between four gateway processes, the simulator, Postgres
+# and the clients) must not turn a slow answer into an "unknown" order: this test is about
+# coordination between processes, not about timeouts.
+PATIENT = {"GATEWAY_UPSTREAM_TIMEOUT_SECONDS": "15", "GATEWAY_SUBMITTING_STALE_SECONDS": "60"}
+
 
 async def test_two_apis_and_two_workers_share_one_database(runtime: Runtime, database_url: str, tmp_path: Path) -> None:
     db = Db(database_url)
@@ -41,13 +47,13 @@ async def test_two_apis_and_two_workers_share_one_database(runtime: Runtime, dat
         setup = await shop(runtime, sim, balance=str(FUNDS))
         keys = [setup.key] + [(await make_customer(runtime, balance=str(FUNDS)))[1] for _ in range(CUSTOMERS - 1)]
         apis = [
-            processes.enter_context(serve_process(database_url, tmp_path / f"api{i}.log", worker=False))
+            processes.enter_context(gateway(database_url, tmp_path / f"api{i}.log", worker=False, **PATIENT))
             for i in range(2)
         ]
         for i in range(2):
-            processes.enter_context(worker_process(database_url, tmp_path / f"worker{i}.log"))
+            processes.enter_context(worker_process(database_url, tmp_path / f"worker{i}.log", **PATIENT))
 
-        placed: list[int] = []
+        placed: list[int] = []  # every answer must be an order id
         failures: list[object] = []
         lock = threading.Lock()
 

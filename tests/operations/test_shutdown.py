@@ -15,7 +15,8 @@ from gateway.runtime import Runtime
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.faults import FaultRule
 from gateway.simulator.runner import SimulatorThread
-from tests.operations.conftest import add_order, serve_process, shop, worker_process
+from tests.operations.conftest import add_order, shop
+from tests.processes import gateway, worker_process
 from tests.reliability.conftest import wait_for
 from tests.reliability.test_crash import Db
 
@@ -40,7 +41,7 @@ async def test_sigterm_lets_an_add_in_flight_finish(runtime: Runtime, database_u
     db = Db(database_url)
     with SimulatorThread(SimulatorConfig(speed=0)) as sim:
         setup = await shop(runtime, sim)
-        with serve_process(database_url, tmp_path / "serve.log", GATEWAY_LOG_LEVEL="INFO") as gw:
+        with gateway(database_url, tmp_path / "serve.log", GATEWAY_LOG_LEVEL="INFO") as gw:
             sim.set_faults(SLOW_ADD)
             answers: list[httpx.Response] = []
             client = threading.Thread(target=lambda: answers.append(add_order(gw.url, setup.key, setup.service)))

@@ -19,7 +19,7 @@ from gateway.simulator.runner import SimulatorThread, running_simulator
 from gateway.worker import Worker
 from tests.conftest import make_settings, serving
 from tests.factories import make_provider
-from tests.operations.conftest import worker_process
+from tests.processes import worker_process
 from tests.reliability.conftest import wait_for
 from tests.reliability.test_crash import Db
 

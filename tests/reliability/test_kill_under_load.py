@@ -27,13 +27,13 @@ FOLLOWERS = 102
 
 
 def _start_api(database_url: str, port: int) -> GatewayProcess:
-    proc = GatewayProcess(["serve", "--port", str(port), "--no-worker"], process_env(database_url), port)
+    proc = GatewayProcess(["serve", "--port", str(port), "--no-worker"], process_env(database_url), port=port)
     proc.wait_ready()
     return proc
 
 
 def _start_worker(database_url: str) -> GatewayProcess:
-    return GatewayProcess(["worker"], process_env(database_url), None)
+    return GatewayProcess(["worker"], process_env(database_url))
 
 
 async def test_kill_api_and_worker_under_load(runtime, database_url: str) -> None:  # type: ignore[no-untyped-def]
