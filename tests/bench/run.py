@@ -1,0 +1,587 @@
+"""``make bench``: the gateway's throughput and latency, each figure as a ratio to a baseline
+measured in the same run on the same machine, printed and written to docs/BENCHMARKS.md.
+
+Baselines: pgbench running the gateway's own SQL (the charge statement, the key lookup) at the
+same concurrency, and a minimal Litestar + asyncpg app (tests/bench/baseline_app.py) serving the
+same requests with nothing but the key lookup and the charge. Figures (docs/BENCHMARKS.md says
+what each one means and what limits it):
+
+1. ``add`` throughput, upstream in-process and the simulator over loopback, 200 customers and one
+   hot customer;
+2. ``balance`` and ``services``;
+3. ``status`` of 100 ids per call vs one id per call, in statuses per second;
+4. latency under open-loop load at 70% of the measured maximum;
+5. ``balance`` and ``status`` with the upstream hanging (circuit open) vs healthy;
+6. the same table with the API on as many processes as the machine has cores.
+
+    python -m tests.bench.run [--seconds 5] [--warmup 2] [--workers 1,2] [--doc docs/BENCHMARKS.md]
+
+Uses GATEWAY_BENCH_DATABASE_URL (or GATEWAY_TEST_DATABASE_URL), else the embedded Postgres under
+var/bench-data. Needs ``wrk`` (Debian: ``apt-get install -y wrk``); pgbench ships with the embedded
+Postgres.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from gateway.db import stop_embedded
+from gateway.orders.queries import CHARGE_AND_CREATE
+from gateway.v2.customers import CUSTOMER_BY_KEY_HASH
+from tests.bench import harness
+from tests.bench.harness import Database, LoadResult, Process, Seed
+
+DOC = harness.ROOT / "docs" / "BENCHMARKS.md"
+START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+CONNECTIONS = 16  # HTTP connections, and pgbench clients: the same concurrency everywhere
+CUSTOMERS = 200
+CATALOG = 500
+# Two cores: one for the API, one for the database and the load. One API process is pinned to
+# CPU 0; wrk, pgbench and the open-loop generator to CPU 1, and so is the embedded Postgres (an
+# external one floats). The simulator floats.
+SERVER_CPUS = "0"
+LOAD_CPUS = "1"
+DATABASE_CPUS = "1"
+OPEN_LOOP_SHARE = 0.7
+TRICKLE_RATE = 20.0  # adds per second kept flowing while the upstream hangs (figure 5)
+
+
+@dataclasses.dataclass
+class Row:
+    figure: str
+    what: str
+    value: float
+    unit: str
+    baseline: str
+    baseline_value: float
+    target: str = ""
+    minimum: float | None = None  # the ratio must be at least this
+    maximum: float | None = None  # ... or at most this
+    note: str = ""
+    valid: bool = True  # False: the run measured something else (the note says what)
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline_value if self.baseline_value else 0.0
+
+    @property
+    def met(self) -> str:
+        if self.minimum is None and self.maximum is None:
+            return ""
+        if not self.valid:
+            return "n/a"
+        ok = (self.minimum is None or self.ratio >= self.minimum) and (
+            self.maximum is None or self.ratio < self.maximum
+        )
+        return "yes" if ok else "**no**"
+
+
+def fmt(value: float, unit: str) -> str:
+    if unit == "ms":
+        return f"{value:.1f} ms"
+    return f"{value:,.0f} {unit}"
+
+
+# --- request bodies ----------------------------------------------------------------------------
+
+
+def add_bodies(seed: Seed, customers: Sequence[tuple[int, str]]) -> list[str]:
+    return [
+        f"key={key}&action=add&service={seed.service_id}&link=https%3A%2F%2Fexample.com%2Fp{i}&quantity={seed.quantity}"
+        for i, (_, key) in enumerate(customers)
+    ]
+
+
+def action_bodies(customers: Sequence[tuple[int, str]], action: str) -> list[str]:
+    return [f"key={key}&action={action}" for _, key in customers]
+
+
+def status_bodies(seed: Seed, per_call: int) -> list[str]:
+    key = seed.status_customer[1]
+    ids = seed.status_order_ids
+    if per_call == 1:
+        return [f"key={key}&action=status&order={i}" for i in ids]
+    return [f"key={key}&action=status&orders=" + "%2C".join(map(str, ids[:per_call]))]
+
+
+# --- the bench -------------------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.seconds: float = args.seconds
+        self.warmup: float = args.warmup
+        self.open_loop_seconds: float = args.open_loop_seconds
+        self.workers: list[int] = args.workers
+        self.database: str = args.database
+        self.db: Database
+        self.seed: Seed
+        self.sim_port = harness.free_port()
+        self.sim_url = f"http://127.0.0.1:{self.sim_port}"
+        self.pgbench_cache: dict[str, float] = {}
+
+    # -- load ---------------------------------------------------------------------------------
+
+    def http(self, port: int, bodies: Sequence[str], expect: str, connections: int = CONNECTIONS) -> LoadResult:
+        script = harness.wrk_script(bodies, expect=expect)
+        url = f"http://127.0.0.1:{port}/api/v2"
+        if self.warmup > 0:
+            harness.wrk(url, script, connections=connections, seconds=self.warmup, cpus=LOAD_CPUS)
+        result = harness.wrk(url, script, connections=connections, seconds=self.seconds, cpus=LOAD_CPUS)
+        if result.errors:
+            raise RuntimeError(f"{result.errors} failed requests on port {port}: {result.sample_error}")
+        return result
+
+    def bare_json(self, port: int) -> LoadResult:
+        script = harness.wrk_script([""], path="/json", method="GET", expect='"balance"')
+        url = f"http://127.0.0.1:{port}/json"
+        if self.warmup > 0:
+            harness.wrk(url, script, connections=CONNECTIONS, seconds=self.warmup, cpus=LOAD_CPUS)
+        return harness.wrk(url, script, connections=CONNECTIONS, seconds=self.seconds, cpus=LOAD_CPUS)
+
+    def latency(self, port: int, bodies: Sequence[str], rate: float, expect: str) -> dict[str, float]:
+        """Open-loop latency at ``rate``: the better (lower p99) of two runs, since interference
+        from anything else on the machine can only add to a latency, never take from it."""
+        runs = [
+            harness.open_loop(
+                f"http://127.0.0.1:{port}/api/v2",
+                bodies,
+                rate=rate,
+                seconds=self.open_loop_seconds,
+                connections=64,
+                cpus=LOAD_CPUS,
+                expect=expect,
+            )
+            for _ in range(2)
+        ]
+        return min(runs, key=lambda run: run["p99_ms"])
+
+    def pgbench_charge(self, hot: bool) -> float:
+        key = "charge-hot" if hot else "charge-many"
+        if key in self.pgbench_cache:
+            return self.pgbench_cache[key]
+        ids = [c for c, _ in self.seed.customers]
+        if hot:
+            header = f"\\set customer_id {self.seed.hot[0]}\n"
+        else:
+            low, high = min(ids), max(ids)
+            assert sorted(ids) == list(range(low, high + 1)), "the bench customers' ids are not contiguous"
+            header = f"\\set customer_id random({low}, {high})\n"
+        script = header + CHARGE_AND_CREATE.text.strip() + ";\n"
+        defines = dict(self.charge_values)
+        tps = harness.pgbench(
+            self.db.dsn, script, clients=CONNECTIONS, seconds=self.seconds, cpus=LOAD_CPUS, defines=defines
+        ).tps
+        self.pgbench_cache[key] = tps
+        return tps
+
+    def pgbench_lookup(self) -> float:
+        if "lookup" not in self.pgbench_cache:
+            key_hash = hashlib.sha256(self.seed.hot[1].encode()).hexdigest()
+            script = CUSTOMER_BY_KEY_HASH.text.strip() + ";\n"
+            self.pgbench_cache["lookup"] = harness.pgbench(
+                self.db.dsn,
+                script,
+                clients=CONNECTIONS,
+                seconds=self.seconds,
+                cpus=LOAD_CPUS,
+                defines={"hash": "\\x" + key_hash},
+            ).tps
+        return self.pgbench_cache["lookup"]
+
+    # -- servers ------------------------------------------------------------------------------
+
+    def server_cpus(self, workers: int) -> str | None:
+        return SERVER_CPUS if workers == 1 else None
+
+    @contextlib.contextmanager
+    def gateway(self, workers: int, *, upstream: str, worker: bool = False, **env: str) -> Iterator[int]:
+        """A gateway on its own port: ``upstream`` "inprocess" (tests.bench.launcher, the upstream
+        an httpx.MockTransport) or "simulator" (``gateway serve``, the upstream over loopback)."""
+        port = harness.free_port()
+        settings = harness.gateway_env(
+            self.db, port, GATEWAY_DB_POOL_SIZE=str(CONNECTIONS), GATEWAY_SERVE_WORKER=str(worker).lower(), **env
+        )
+        if upstream == "inprocess":
+            command = [sys.executable, "-m", "tests.bench.launcher", "--port", str(port), "--workers", str(workers)]
+        else:
+            command = [str(Path(sys.executable).parent / "gateway"), "serve", "--workers", str(workers)]
+            if not worker:
+                command.append("--no-worker")
+        process = Process(f"gateway-{upstream}-{workers}", command, settings, self.server_cpus(workers))
+        with harness.running(process, f"http://127.0.0.1:{port}/health"):
+            yield port
+
+    @contextlib.contextmanager
+    def baseline_app(self, workers: int) -> Iterator[int]:
+        port = harness.free_port()
+        env = harness.base_env()
+        env.update({"BENCH_DSN": self.db.dsn, "BENCH_POOL_SIZE": str(CONNECTIONS)})
+        command = [sys.executable, "-m", "tests.bench.baseline_app", "--port", str(port), "--workers", str(workers)]
+        process = Process(f"baseline-{workers}", command, env, self.server_cpus(workers))
+        with harness.running(process, f"http://127.0.0.1:{port}/health"):
+            yield port
+
+    # -- the figures --------------------------------------------------------------------------
+
+    def table(self, workers: int) -> list[Row]:
+        rows: list[Row] = []
+        seed = self.seed
+        many, hot = seed.customers, [seed.hot]
+        log = self.log
+
+        log(f"[{workers} process(es)] minimal baseline app")
+        with self.baseline_app(workers) as port:
+            base_add_many = self.http(port, add_bodies(seed, many), '"order"').rate
+            base_add_hot = self.http(port, add_bodies(seed, hot), '"order"').rate
+            base_balance = self.http(port, action_bodies(many, "balance"), '"balance"').rate
+            base_services = self.http(port, action_bodies(many, "services"), '"service"').rate
+            bare = self.bare_json(port).rate
+
+        log(f"[{workers} process(es)] pgbench")
+        pg_many, pg_hot = self.pgbench_charge(hot=False), self.pgbench_charge(hot=True)
+        pg_lookup = self.pgbench_lookup()
+
+        log(f"[{workers} process(es)] gateway, upstream in-process")
+        with self.gateway(workers, upstream="inprocess") as port:
+            add_many = self.http(port, add_bodies(seed, many), '"order"')
+            add_hot = self.http(port, add_bodies(seed, hot), '"order"')
+            add_latency = self.latency(port, add_bodies(seed, many), OPEN_LOOP_SHARE * add_many.rate, '"order"')
+
+        log(f"[{workers} process(es)] gateway serve, upstream = simulator over loopback")
+        with self.gateway(workers, upstream="simulator") as port:
+            sim_many = self.http(port, add_bodies(seed, many), '"order"')
+            sim_hot = self.http(port, add_bodies(seed, hot), '"order"')
+            balance = self.http(port, action_bodies(many, "balance"), '"balance"')
+            services = self.http(port, action_bodies(many, "services"), '"service"')
+            status_one = self.http(port, status_bodies(seed, 1), '"status"')
+            status_hundred = self.http(port, status_bodies(seed, 100), '"status"')
+            status_latency = self.latency(port, status_bodies(seed, 1), OPEN_LOOP_SHARE * status_one.rate, '"status"')
+
+        log(f"[{workers} process(es)] upstream hanging, circuit open")
+        healthy, hanging, breaker_note = self.circuit_open(workers)
+
+        f1 = "1 add"
+        for label, result, pg, base, name in (
+            ("in-process upstream, 200 customers", add_many, pg_many, base_add_many, "many"),
+            ("in-process upstream, 1 hot customer", add_hot, pg_hot, base_add_hot, "hot"),
+            ("simulator over loopback, 200 customers", sim_many, pg_many, base_add_many, "many"),
+            ("simulator over loopback, 1 hot customer", sim_hot, pg_hot, base_add_hot, "hot"),
+        ):
+            headline = name == "many" and label.startswith("in-process")
+            who = "200 customers" if name == "many" else "1 hot customer"
+            rows.append(
+                Row(f1, f"add, {label}", result.rate, "req/s", f"pgbench, charge SQL, {who}", pg, "≥ 0.25", 0.25)
+            )
+            rows.append(
+                Row(
+                    f1,
+                    f"add, {label}",
+                    result.rate,
+                    "req/s",
+                    f"minimal baseline add, {who}",
+                    base,
+                    "≥ 0.8" if headline else "",
+                    0.8 if headline else None,
+                )
+            )
+        f2 = "2 reads"
+        rows += [
+            Row(f2, "balance", balance.rate, "req/s", "minimal baseline balance", base_balance, "≥ 0.9", 0.9),
+            Row(f2, "balance", balance.rate, "req/s", "bare Litestar JSON endpoint", bare),
+            Row(f2, "balance", balance.rate, "req/s", "pgbench, key lookup SQL", pg_lookup),
+            Row(
+                f2,
+                f"services ({seed.services_for_sale} services)",
+                services.rate,
+                "req/s",
+                "minimal baseline services",
+                base_services,
+            ),
+            Row(
+                f2,
+                f"services ({seed.services_for_sale} services)",
+                services.rate,
+                "req/s",
+                "bare Litestar JSON endpoint",
+                bare,
+            ),
+            Row(f2, "minimal baseline balance", base_balance, "req/s", "bare Litestar JSON endpoint", bare),
+        ]
+        rows.append(
+            Row(
+                "3 status",
+                "status, 100 ids per call",
+                100 * status_hundred.rate,
+                "statuses/s",
+                "status, 1 id per call",
+                status_one.rate,
+                "≥ 20",
+                20.0,
+            )
+        )
+        for label, latency in (("add (in-process upstream)", add_latency), ("status (1 id)", status_latency)):
+            note = (
+                f"{latency['target_rate']:,.0f} req/s offered, {latency['achieved_rate']:,.0f} done, "
+                f"p99.9 {latency['p999_ms']:.1f} ms, max {latency['max_ms']:.1f} ms, "
+                f"generator send lag p99 {latency['send_lag_p99_ms']:.1f} ms"
+            )
+            if latency["late_sends"]:
+                note += f", {latency['late_sends']:.0f} sends found every connection busy"
+            generator_bound = latency["send_lag_p99_ms"] > latency["p99_ms"] / 2
+            if generator_bound:
+                note += "; the generator could not keep its schedule: this measures the load generator, not the API"
+            if latency["errors"]:
+                note += f", {latency['errors']:.0f} errors: {latency['error_sample']}"
+            rows.append(
+                Row(
+                    "4 latency",
+                    f"{label} p99 at 70% of max",
+                    latency["p99_ms"],
+                    "ms",
+                    "p50",
+                    latency["p50_ms"],
+                    "< 5",
+                    maximum=5.0,
+                    note=note,
+                    valid=not generator_bound,
+                )
+            )
+        for action in ("balance", "status"):
+            rows.append(
+                Row(
+                    "5 upstream hanging",
+                    f"{action}, circuit open",
+                    hanging[action],
+                    "req/s",
+                    f"{action}, upstream healthy",
+                    healthy[action],
+                    "≥ 0.9",
+                    0.9,
+                    note=breaker_note,
+                )
+            )
+        return rows
+
+    def circuit_open(self, workers: int) -> tuple[dict[str, float], dict[str, float], str]:
+        """Balance and status throughput on a `gateway serve` (worker on) with the upstream healthy,
+        then hanging with the circuit open, a trickle of adds flowing throughout."""
+        seed = self.seed
+        healthy: dict[str, float] = {}
+        hanging: dict[str, float] = {}
+        env = {
+            "GATEWAY_UPSTREAM_TIMEOUT_SECONDS": "1",
+            "GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS": "0.4",
+            "GATEWAY_UPSTREAM_BREAKER_FAILURES": "2",
+            "GATEWAY_UPSTREAM_BREAKER_RESET_SECONDS": "600",
+        }
+        trickle_seconds = 2 * (self.warmup + self.seconds) + 2
+        with self.gateway(workers, upstream="simulator", worker=True, **env) as port:
+            url = f"http://127.0.0.1:{port}/api/v2"
+            for phase, into in (("healthy", healthy), ("hanging", hanging)):
+                if phase == "hanging":
+                    note = self.open_breaker(url)
+                with self.trickle(url, trickle_seconds) as trickle:
+                    into["balance"] = self.http(port, action_bodies(seed.customers, "balance"), '"balance"').rate
+                    into["status"] = self.http(port, status_bodies(seed, 1), '"status"').rate
+                summary = trickle()
+                if phase == "hanging":
+                    note += (
+                        f"; adds at {TRICKLE_RATE:.0f}/s meanwhile: p50 {summary['p50_ms']:.1f} ms,"
+                        f" p99 {summary['p99_ms']:.1f} ms"
+                    )
+            httpx.delete(f"{self.sim_url}/control/faults", timeout=5)
+        return healthy, hanging, note
+
+    def open_breaker(self, url: str) -> str:
+        """Make the simulator hang on everything, and fail adds until every process' circuit is open
+        (an add then answers at once: queued, not sent)."""
+        httpx.put(f"{self.sim_url}/control/faults", json=[{"kind": "hang"}], timeout=5).raise_for_status()
+        body = add_bodies(self.seed, self.seed.customers[:1])[0]
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+
+        def add(_: int) -> float:
+            started = time.perf_counter()
+            httpx.post(url, content=body, headers=headers, timeout=10)
+            return time.perf_counter() - started
+
+        for _attempt in range(5):
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(add, range(8)))
+            probes = [add(i) for i in range(8)]
+            if max(probes) < 0.5:
+                return f"circuit open: adds answered in ≤ {1000 * max(probes):.0f} ms"
+        return "circuit NOT confirmed open in every process"
+
+    @contextlib.contextmanager
+    def trickle(self, url: str, seconds: float) -> Iterator[Callable[[], dict[str, float]]]:
+        """A constant trickle of adds in the background; yields a function returning its summary."""
+        result: dict[str, float] = {}
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(
+                harness.open_loop,
+                url,
+                add_bodies(self.seed, self.seed.customers),
+                rate=TRICKLE_RATE,
+                seconds=seconds,
+                connections=8,
+                cpus=LOAD_CPUS,
+                expect='"order"',
+            )
+            yield lambda: result
+            result.update(future.result())
+
+    # -- the run ------------------------------------------------------------------------------
+
+    def log(self, message: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+    def prepare(self) -> None:
+        self.log("database, simulator, seed")
+        for stale in [
+            *harness.WORK.glob("wrk-*.lua"),
+            *harness.WORK.glob("pgbench-*.sql"),
+            *harness.WORK.glob("bodies-*.json"),
+        ]:
+            stale.unlink(missing_ok=True)
+        self.db = asyncio.run(harness.fresh_database(self.database))
+        self.postgres_pinned = harness.pin_embedded_postgres(DATABASE_CPUS)
+        self.simulator = harness.start_simulator(self.sim_port, CATALOG, None)
+        self.simulator.wait_ready(f"{self.sim_url}/control/state")
+        self.seed = asyncio.run(harness.seed(self.db, f"{self.sim_url}/api/v2", CUSTOMERS))
+        self.charge_values = asyncio.run(self._charge_values())
+
+    async def _charge_values(self) -> dict[str, str]:
+        """What the gateway bound for one of its own orders, as pgbench ``-D`` values."""
+        conn = await asyncpg.connect(self.db.dsn)
+        try:
+            row = await conn.fetchrow(
+                "SELECT service_id, provider_id, upstream_service_id, link, quantity, params::text AS params,"
+                " rate, charge, cost, currency FROM orders WHERE id = $1",
+                self.seed.status_order_ids[0],
+            )
+        finally:
+            await conn.close()
+        values = {k: str(v) for k, v in dict(row).items()}
+        values["request_id"] = "pgbench"
+        return values
+
+    def run(self) -> dict[int, list[Row]]:
+        started = time.monotonic()
+        self.prepare()
+        try:
+            tables = {workers: self.table(workers) for workers in self.workers}
+        finally:
+            self.simulator.stop()
+            if self.postgres_pinned:
+                harness.pin_embedded_postgres(f"0-{harness.cpu_count() - 1}")
+        self.elapsed = time.monotonic() - started
+        return tables
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+def render(rows: Sequence[Row]) -> str:
+    lines = [
+        "| figure | measured | value | baseline | baseline value | ratio | target | met |",
+        "|---|---|---:|---|---:|---:|---|---|",
+    ]
+    for row in rows:
+        what = row.what + (f" ({row.note})" if row.note else "")
+        lines.append(
+            f"| {row.figure} | {what} | {fmt(row.value, row.unit)} | {row.baseline} | "
+            f"{fmt(row.baseline_value, row.unit if row.unit != 'statuses/s' else 'req/s')} | "
+            f"{row.ratio:.2f} | {row.target} | {row.met} |"
+        )
+    return "\n".join(lines)
+
+
+def results_section(tables: dict[int, list[Row]], machine: dict[str, str], seconds: float, command: str) -> str:
+    parts = [
+        START,
+        f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} in {seconds / 60:.1f} minutes by `{command}`.",
+        "",
+        "Machine: " + "; ".join(f"{k} {v}" for k, v in machine.items()) + ".",
+        "",
+    ]
+    for workers, rows in tables.items():
+        title = "one API process (pinned to CPU 0)" if workers == 1 else f"{workers} API processes (unpinned)"
+        parts += [f"#### {title}", "", render(rows), ""]
+    parts.append(END)
+    return "\n".join(parts)
+
+
+def write_doc(path: Path, section: str) -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        _, tail = rest.split(END, 1)
+        text = head + section + tail
+    else:
+        text = text.rstrip() + "\n\n## Results\n\n" + section + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured window of each closed-loop run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up before each closed-loop run")
+    parser.add_argument("--open-loop-seconds", type=float, default=8.0)
+    parser.add_argument(
+        "--workers",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=sorted({1, harness.cpu_count()}),
+        help="API process counts, one table each (default: 1 and the number of cores)",
+    )
+    parser.add_argument("--database", default=harness.DATABASE, help="the database the run creates (and drops first)")
+    parser.add_argument("--doc", type=Path, default=DOC, help="where to write the results (default docs/BENCHMARKS.md)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("the benchmarks need wrk (Debian/Ubuntu: apt-get install -y wrk)", file=sys.stderr)
+        return 2
+    load_before = os.getloadavg()[0]
+    bench = Bench(args)
+    try:
+        tables = bench.run()
+        machine = harness.machine_description(bench.db.dsn)
+    finally:
+        stop_embedded()  # the embedded Postgres, when this run started it
+    machine["load average (1 min) before/after"] = f"{load_before:.2f} / {os.getloadavg()[0]:.2f}"
+    machine["CPUs"] = f"API (one process) on {SERVER_CPUS}, load generators on {LOAD_CPUS}, Postgres on " + (
+        DATABASE_CPUS if bench.postgres_pinned else "any (external server, not pinned)"
+    )
+    for workers, rows in tables.items():
+        print(f"\n{workers} API process(es)\n")
+        print(render(rows))
+    command = (
+        "make bench"
+        if argv is None and len(sys.argv) == 1
+        else "python -m tests.bench.run " + " ".join(sys.argv[1:] if argv is None else argv)
+    )
+    write_doc(args.doc, results_section(tables, machine, bench.elapsed, command))
+    print(f"\nwritten to {args.doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The benchmark harness still runs end to end (on one-second windows; the numbers mean nothing).
+
+Not a timed test: it only checks that ``python -m tests.bench.run`` can seed, start every server,
+drive every figure and write its table, so that ``make bench`` cannot rot unnoticed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("wrk") is None, reason="the benchmarks need wrk (apt-get install -y wrk)"),
+]
+
+
+def test_the_bench_runs_and_writes_its_table(tmp_path: Path) -> None:
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n\nnarrative kept\n\n<!-- bench:results:start -->\nold\n<!-- bench:results:end -->\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.bench.run",
+            "--seconds",
+            "1",
+            "--warmup",
+            "0",
+            "--open-loop-seconds",
+            "1",
+            "--workers",
+            "1",
+            "--database",
+            "gw_bench_smoke",
+            "--doc",
+            str(doc),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = doc.read_text()
+    assert "narrative kept" in text
+    assert "old" not in text.split("<!-- bench:results:start -->")[1]
+    for figure in ("1 add", "2 reads", "3 status", "4 latency", "5 upstream hanging"):
+        assert f"| {figure} |" in text, figure
+    assert "Machine: nproc" in text
