@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Awaitable
 
 from gateway.catalog.sync import PeriodicSync
 from gateway.failpoints import failpoint
@@ -77,10 +78,10 @@ class Worker:
         await self._timed("refill_sync", sync_refills(self.runtime, book.providers))
         await self._timed("catalog_sync", self.catalog_sync.step(now))
 
-    async def _timed(self, name: str, work: object) -> None:
+    async def _timed(self, name: str, work: Awaitable[object]) -> None:
         start = time.perf_counter()
         try:
-            await work  # type: ignore[misc]
+            await work
         finally:
             self.last_step_seconds[name] = time.perf_counter() - start
             self.runtime.metrics.observe_worker_step(name, self.last_step_seconds[name])

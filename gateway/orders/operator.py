@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.errors import Conflict, InvalidInput, NotFound
@@ -83,17 +83,9 @@ async def resolve_unknown(session: AsyncSession, order_id: int, outcome: str, up
     if outcome == "placed":
         if upstream_order_id is None:
             raise InvalidInput("upstream_order_id is required to resolve as placed", field="upstream_order_id")
-        result = await session.execute(
-            text(
-                """
-                UPDATE orders SET state = 'placed', upstream_order_id = :upstream, placed_at = now(),
-                                  next_check_at = now(), last_error = NULL, updated_at = now()
-                WHERE id = :id AND state = 'unknown' RETURNING id
-                """
-            ),
-            {"id": order_id, "upstream": upstream_order_id},
-        )
-        if result.first() is None:
+        if not 0 < upstream_order_id < 2**63:
+            raise InvalidInput("upstream_order_id must be a positive id", field="upstream_order_id")
+        if not await queries.mark_unknown_placed(session, order_id, upstream_order_id):
             raise Conflict(f"order {order_id} changed meanwhile", field="outcome")
     elif outcome == "failed":
         if upstream_order_id is not None:
@@ -113,11 +105,7 @@ async def resolve_unknown(session: AsyncSession, order_id: int, outcome: str, up
 async def retry_now(session: AsyncSession, order_id: int) -> Order:
     """Make a queued order due for dispatch right away."""
     order = await require_order(session, order_id)
-    result = await session.execute(
-        text("UPDATE orders SET next_attempt_at = now() WHERE id = :id AND state = 'queued' RETURNING id"),
-        {"id": order_id},
-    )
-    if result.first() is None:
+    if not await queries.make_queued_due(session, order_id):
         raise Conflict(f"order {order_id} is {order.state}, not queued")
     await session.refresh(order)
     return order

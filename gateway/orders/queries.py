@@ -298,6 +298,30 @@ async def note_check_problem(conn: Executor, order_id: int, error: str, next_che
     )
 
 
+async def mark_unknown_placed(conn: Executor, order_id: int, upstream_order_id: int) -> bool:
+    """The operator found an unknown order upstream: placed, checked at the next sync."""
+    result = await conn.execute(
+        text(
+            """
+            UPDATE orders SET state = 'placed', upstream_order_id = :upstream, placed_at = now(),
+                              next_check_at = now(), last_error = NULL, updated_at = now()
+            WHERE id = :id AND state = 'unknown' RETURNING id
+            """
+        ),
+        {"id": order_id, "upstream": upstream_order_id},
+    )
+    return result.first() is not None
+
+
+async def make_queued_due(conn: Executor, order_id: int) -> bool:
+    """A queued order becomes due for dispatch now."""
+    result = await conn.execute(
+        text("UPDATE orders SET next_attempt_at = now() WHERE id = :id AND state = 'queued' RETURNING id"),
+        {"id": order_id},
+    )
+    return result.first() is not None
+
+
 # --- reads for the operator ---------------------------------------------------------------------
 
 STUCK_ORDER_IDS = text(

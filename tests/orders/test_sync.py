@@ -174,7 +174,14 @@ async def test_stale_submitting_becomes_unknown_and_the_operator_resolves(shop: 
     assert failed.json()["refunded"] == failed.json()["charge"]
     again = await shop.client.post(f"/admin/orders/{second}/resolve", json={"outcome": "failed"}, headers=ADMIN)
     assert again.status_code == 409
-    for body in ({"outcome": "maybe"}, {"outcome": "placed"}, {"outcome": "failed", "upstream_order_id": 5}, {}):
+    for body in (
+        {"outcome": "maybe"},
+        {"outcome": "placed"},
+        {"outcome": "placed", "upstream_order_id": -4},
+        {"outcome": "placed", "upstream_order_id": 2**70},
+        {"outcome": "failed", "upstream_order_id": 5},
+        {},
+    ):
         response = await shop.client.post(f"/admin/orders/{first}/resolve", json=body, headers=ADMIN)
         assert response.status_code in (400, 409), body
     assert (
