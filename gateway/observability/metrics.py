@@ -120,6 +120,7 @@ class GatewayMetrics:
     """One app's metrics: its registry and the hooks that feed it."""
 
     def __init__(self) -> None:
+        self._v2_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry()
         self.v2_requests = Counter(
             "gateway_v2_requests", "Customer API calls", ["action", "outcome"], registry=self.registry
@@ -157,8 +158,14 @@ class GatewayMetrics:
 
     def observe_v2(self, action: str, outcome: str, seconds: float) -> None:
         """A v2 call ended; ``action`` must already be a known action name or ``unknown``."""
-        self.v2_requests.labels(action, outcome).inc()
-        self.v2_duration.labels(action).observe(seconds)
+        # The labelled children are looked up once: this runs on every customer call, and the
+        # label sets are few (bounded actions x two outcomes).
+        children = self._v2_children.get((action, outcome))
+        if children is None:
+            children = (self.v2_requests.labels(action, outcome), self.v2_duration.labels(action))
+            self._v2_children[(action, outcome)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_attempt(self, record: AttemptRecord) -> None:
         """The upstream adapter's observer hook (never raises)."""
