@@ -96,11 +96,11 @@ def _optional_text(value: object) -> str | None:
 # --- order status ---------------------------------------------------------------------------
 
 
-def _order_status(value: object) -> OrderStatus | ItemError:
-    if isinstance(value, str):
-        return ItemError(message_of(value))  # a bare string in a multi answer is a per-id error
+def _status_text(value: object, what: str) -> str | ItemError:
+    """The ``status`` of one item of a status answer, or its per-item error
+    (``{"error": ...}`` beside or in place of the status)."""
     if not isinstance(value, dict):
-        raise UnreadableAnswer(f"a status item that is a {type(value).__name__}")
+        raise UnreadableAnswer(f"a {what} item that is a {type(value).__name__}")
     error = error_of(value)
     if error is not None:
         return ItemError(message_of(error))
@@ -109,6 +109,16 @@ def _order_status(value: object) -> OrderStatus | ItemError:
         return ItemError(message_of(raw["error"]))
     if not isinstance(raw, str) or not raw.strip():
         raise UnreadableAnswer("no status in the item")
+    return raw
+
+
+def _order_status(value: object) -> OrderStatus | ItemError:
+    if isinstance(value, str):
+        return ItemError(message_of(value))  # a bare string in a multi answer is a per-id error
+    raw = _status_text(value, "status")
+    if isinstance(raw, ItemError):
+        return raw
+    assert isinstance(value, dict)
     return OrderStatus(
         status=order_state(raw),
         raw_status=raw.strip(),
@@ -227,16 +237,9 @@ def _refill_status(value: object) -> RefillStatus | ItemError:
         # spelling is read as a status.
         state = refill_state(value)
         return RefillStatus(status=state, raw_status=value.strip()) if state else ItemError(message_of(value))
-    if not isinstance(value, dict):
-        raise UnreadableAnswer(f"a refill status item that is a {type(value).__name__}")
-    error = error_of(value)
-    if error is not None:
-        return ItemError(message_of(error))
-    raw = value.get("status")
-    if isinstance(raw, dict) and error_of(raw) is not None:
-        return ItemError(message_of(raw["error"]))
-    if not isinstance(raw, str) or not raw.strip():
-        raise UnreadableAnswer("no status in the item")
+    raw = _status_text(value, "refill status")
+    if isinstance(raw, ItemError):
+        return raw
     return RefillStatus(status=refill_state(raw), raw_status=raw.strip())
 
 
