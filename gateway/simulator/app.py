@@ -94,6 +94,9 @@ def _faulty_response(fault: FaultRule, answer: bytes | None, directive: Transpor
         return Response(page, status_code=fault.status_code or 502, media_type=HTML)
     if fault.kind == "html":
         return Response(body or _MAINTENANCE_PAGE.encode(), status_code=fault.status_code or 200, media_type=HTML)
+    if fault.kind == "answer":
+        # A well-formed answer the panel never meant, e.g. an ``add`` answered with a reused id.
+        return Response(body or b"", status_code=fault.status_code or 200, media_type=JSON)
     if fault.kind == "malformed_json":
         # The real answer cut short when there is one, as when a worker dies mid-write.
         truncated = answer[: max(1, len(answer) // 2)] if answer else b'{"status":"Compl'

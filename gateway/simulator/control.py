@@ -38,6 +38,13 @@ class OrderOverride(msgspec.Struct, forbid_unknown_fields=True):
     start_count: int | None = None
 
 
+class StatusFieldsOverride(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /control/orders/{id}/fields``: raw values written over ``status`` answers, names dropped."""
+
+    fields: dict[str, Any] = msgspec.field(default_factory=dict)
+    omit: list[str] = msgspec.field(default_factory=list)
+
+
 class RefillOverride(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /control/refills/{id}/status``."""
 
@@ -80,6 +87,9 @@ def order_json(view: OrderView, order: Order, simulation: Simulation) -> dict[st
         "params": order.params,
         "created_at": view.created_at,
         "forced": order.forced is not None,
+        "sloppy_status": {"fields": dict(view.status_fields), "omit": list(view.status_omit)}
+        if view.status_fields or view.status_omit
+        else None,
         "plan": {
             "outcome": plan.outcome.value,
             "start_count": plan.start_count,
@@ -188,6 +198,28 @@ async def force_order(
     return _order_or_404(simulation, order_id)
 
 
+@post("/orders/{order_id:int}/fields", status_code=200)
+async def sloppy_status(
+    order_id: FromPath[int], data: JSONBody[StatusFieldsOverride], simulation: NamedDependency[Simulation]
+) -> dict[str, Any]:
+    """Answer ``status`` for the order with ``fields`` written over and ``omit`` removed, until cleared."""
+    try:
+        simulation.panel.sloppy_status(order_id, data.fields, omit=data.omit)
+    except PanelError as missing:
+        raise NotFoundException(missing.message) from None
+    return _order_or_404(simulation, order_id)
+
+
+@delete("/orders/{order_id:int}/fields", status_code=200)
+async def clear_sloppy_status(order_id: FromPath[int], simulation: NamedDependency[Simulation]) -> dict[str, Any]:
+    """Answer ``status`` for the order normally again."""
+    try:
+        simulation.panel.clear_sloppy_status(order_id)
+    except PanelError as missing:
+        raise NotFoundException(missing.message) from None
+    return _order_or_404(simulation, order_id)
+
+
 @get("/refills/{refill_id:int}")
 async def get_refill(refill_id: FromPath[int], simulation: NamedDependency[Simulation]) -> dict[str, Any]:
     """One refill's status."""
@@ -288,7 +320,7 @@ def control_router() -> Router:
         path="/control",
         route_handlers=[
             state, reset, get_balance, set_balance, get_catalog, replace_catalog, list_orders, get_order,
-            force_order, get_refill, force_refill, get_clock, change_clock, list_faults, add_faults,
-            replace_faults, clear_faults, remove_fault, list_requests, clear_requests,
+            force_order, sloppy_status, clear_sloppy_status, get_refill, force_refill, get_clock, change_clock,
+            list_faults, add_faults, replace_faults, clear_faults, remove_fault, list_requests, clear_requests,
         ],
     )  # fmt: skip

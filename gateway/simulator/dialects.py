@@ -4,6 +4,7 @@
 decimals, lists for multi answers. ``perfectpanel`` follows the common panel software: money with
 five decimals, ``min``/``max`` as strings, multi-status keyed by order id, ``refill`` ids as
 strings, ``cancel`` as ``1`` or ``{"error": ...}`` and no ``dripfeed`` flag in ``services``.
+Both write an order's ``Panel.sloppy_status`` override over its status answers (``sloppy``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ def error_answer(message: str) -> dict[str, Any]:
     return {"error": message}
 
 
+def sloppy(view: OrderView, answer: dict[str, Any]) -> dict[str, Any]:
+    """``answer`` with the order's ``sloppy_status`` fields written over it, then the omitted ones
+    removed (an omitted name wins over a written one)."""
+    answer.update(view.status_fields)
+    for name in view.status_omit:
+        answer.pop(name, None)
+    return answer
+
+
 class DocumentedDialect:
     """Shapes of the seed document; also the base the other dialect departs from."""
 
@@ -44,7 +54,11 @@ class DocumentedDialect:
         return {"order": view.order_id}
 
     def order_status(self, view: OrderView) -> dict[str, Any]:
-        """The answer to single ``status``."""
+        """The answer to single ``status``, with the order's ``sloppy_status`` override applied."""
+        return sloppy(view, self.status_fields(view))
+
+    def status_fields(self, view: OrderView) -> dict[str, Any]:
+        """An order's status fields as an honest panel shows them."""
         return {
             "status": view.status.value,
             "charge": self.money(view.charge),
@@ -58,7 +72,7 @@ class DocumentedDialect:
         return [
             {"order": order_id, "error": outcome.message}
             if isinstance(outcome, PanelError)
-            else {"order": order_id, **self.order_status(outcome)}
+            else sloppy(outcome, {"order": order_id, **self.status_fields(outcome)})
             for order_id, outcome in results
         ]
 
@@ -128,7 +142,7 @@ class PerfectPanelDialect(DocumentedDialect):
         """Five decimals, as that software stores money: ``"0.27819"``, ``"100.84292"``."""
         return format_fixed(amount)
 
-    def order_status(self, view: OrderView) -> dict[str, Any]:
+    def status_fields(self, view: OrderView) -> dict[str, Any]:
         """Same fields, in that software's order."""
         return {
             "charge": self.money(view.charge),

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import msgspec
+
 from gateway.simulator import errors
 from gateway.simulator.catalog import Service, index_catalog
 from gateway.simulator.clock import SimClock
@@ -34,7 +36,8 @@ from gateway.simulator.money import ZERO, to_money
 
 @dataclass(slots=True)
 class Order:
-    """An order as the panel keeps it. ``forced`` pins its progress (cancel, control overrides)."""
+    """An order as the panel keeps it. ``forced`` pins its progress (cancel, control overrides);
+    ``status_fields``/``status_omit`` are its ``sloppy_status`` override."""
 
     order_id: int
     service: Service
@@ -44,6 +47,8 @@ class Order:
     plan: DeliveryPlan
     forced: OrderProgress | None = None
     refunded: Decimal = ZERO
+    status_fields: tuple[tuple[str, object], ...] = ()
+    status_omit: tuple[str, ...] = ()
 
     @property
     def charge(self) -> Decimal:
@@ -68,6 +73,10 @@ class OrderView:
     link: str
     quantity: int
     created_at: float
+    # What ``sloppy_status`` asked for: the dialects write these raw fields over the status answer
+    # and then drop the omitted names, so the panel's own state never sees the hostile values.
+    status_fields: tuple[tuple[str, object], ...] = ()
+    status_omit: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -234,6 +243,38 @@ class Panel:
             self._pin(order, OrderProgress(status, start_count, remains))
             return self._view(order, self.clock.now())
 
+    def sloppy_status(
+        self,
+        order_id: int,
+        fields: Mapping[str, object] | None = None,
+        *,
+        omit: Iterable[str] = (),
+    ) -> None:
+        """Make every ``status`` answer for the order hostile, as real panels' answers can be.
+
+        ``fields`` are written over the answer's normal fields verbatim (any JSON value: ``"-7"``,
+        ``"Unknown"``, ``10**30``, ``None``, nested objects; ``"status"`` too, while the order's
+        real state is untouched), then the ``omit`` names are removed. Applies to single and multi
+        status in both dialects until replaced by another call, ``clear_sloppy_status`` or ``reset``.
+        ``TypeError`` for a value JSON cannot carry; ``PanelError`` for an unknown order.
+        """
+        if isinstance(omit, str):
+            raise TypeError("omit takes a collection of field names, not one string")
+        # A JSON round trip both refuses what could never go on the wire (now, not in the middle of
+        # a request) and detaches the snapshot from the caller's objects.
+        raw = msgspec.json.decode(msgspec.json.encode(dict(fields or {})))
+        status_fields = tuple(raw.items())
+        status_omit = tuple(dict.fromkeys(str(name) for name in omit))
+        with self._lock:
+            order = self._order(order_id)
+            order.status_fields, order.status_omit = status_fields, status_omit
+
+    def clear_sloppy_status(self, order_id: int) -> None:
+        """Answer ``status`` for the order normally again; ``PanelError`` for an unknown order."""
+        with self._lock:
+            order = self._order(order_id)
+            order.status_fields, order.status_omit = (), ()
+
     def force_refill(self, refill_id: int, status: RefillStatus | str) -> RefillStatus:
         """Pin a refill's status."""
         with self._lock:
@@ -281,7 +322,7 @@ class Panel:
             return list(self._books.refills_by_order.get(order_id, []))
 
     def reset(self) -> None:
-        """Back to the configured start: balance, catalog, clock; no orders, no refills."""
+        """Back to the configured start: balance, catalog, clock; no orders (nor status overrides), no refills."""
         with self._lock:
             self.clock = SimClock(self.config.speed)
             self._books = self._fresh_books()
@@ -312,6 +353,8 @@ class Panel:
             link=order.request.link,
             quantity=order.request.units,
             created_at=order.created_at,
+            status_fields=order.status_fields,
+            status_omit=order.status_omit,
         )
 
     def _pin(self, order: Order, progress: OrderProgress) -> None:

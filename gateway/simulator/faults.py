@@ -5,10 +5,11 @@ A ``FaultRule`` says what goes wrong (``kind``), for which action (or all), how 
 request (the request has no effect) or ``after`` (it took effect, then the answer goes wrong, e.g.
 an ``add`` that placed the order but whose answer never arrives).
 
-Content faults (error text, 5xx, HTML, malformed JSON, empty body) are ordinary responses built by
-the HTTP layer. ``drop`` and ``hang`` need the raw connection, so ``TransportFaults`` wraps the ASGI
-app: ``drop`` starts a response and raises, which makes the server close the connection mid-answer
-(clients see a protocol error / reset); ``hang`` answers nothing until the client gives up.
+Content faults (error text, 5xx, HTML, malformed JSON, empty body, a custom answer) are ordinary
+responses built by the HTTP layer. ``drop`` and ``hang`` need the raw connection, so
+``TransportFaults`` wraps the ASGI app: ``drop`` starts a response and raises, which makes the
+server close the connection mid-answer (clients see a protocol error / reset); ``hang`` answers
+nothing until the client gives up.
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ from typing import Any, Literal
 
 import msgspec
 
-FaultKind = Literal["latency", "error", "http_5xx", "html", "malformed_json", "empty", "drop", "hang"]
-CONTENT_FAULTS = frozenset(("error", "http_5xx", "html", "malformed_json", "empty"))
+FaultKind = Literal["latency", "error", "http_5xx", "html", "malformed_json", "empty", "answer", "drop", "hang"]
+CONTENT_FAULTS = frozenset(("error", "http_5xx", "html", "malformed_json", "empty", "answer"))
 
 
 class FaultRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One switchable fault. Also the JSON body of ``POST /control/faults``.
 
     ``latency`` is the added delay (kind ``latency``), or for ``hang`` how long to hang before
-    dropping the connection (0: until the client leaves or the simulator stops).
+    dropping the connection (0: until the client leaves or the simulator stops). ``answer`` sends
+    ``body`` verbatim as a JSON answer, so it needs one.
     """
 
     kind: FaultKind
@@ -53,6 +55,8 @@ class FaultRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             raise ValueError("latency must not be negative")
         if self.status_code is not None and not 100 <= self.status_code <= 599:
             raise ValueError("status_code must be an HTTP status")
+        if self.kind == "answer" and self.body is None:
+            raise ValueError("body is required for kind answer")
 
 
 @dataclass(slots=True)

@@ -133,3 +133,44 @@ async def test_clock(client: httpx.AsyncClient, documented: RunningSimulator) ->
     sped = (await client.post(f"{sim.control_url}/clock", json={"speed": 120})).json()
     assert sped["speed"] == 120
     assert (await client.post(f"{sim.control_url}/clock", json={"advance": -1})).status_code == 400
+
+
+async def test_sloppy_status_over_the_control_plane(
+    client: httpx.AsyncClient, v2: V2Call, perfectpanel: RunningSimulator
+) -> None:
+    sim = perfectpanel
+    order_id = (await v2(sim, action="add", service=301, link=LINK, quantity=1000))["order"]
+    fields_url = f"{sim.control_url}/orders/{order_id}/fields"
+    sloppy = await client.post(
+        fields_url, json={"fields": {"status": "Refunded", "remains": 10**30}, "omit": ["charge"]}
+    )
+    assert sloppy.status_code == 200
+    assert (sloppy.json()["status"], sloppy.json()["remains"]) == ("Pending", 1000)
+    assert sloppy.json()["sloppy_status"] == {"fields": {"status": "Refunded", "remains": 10**30}, "omit": ["charge"]}
+    assert await v2(sim, action="status", order=order_id) == {
+        "start_count": "0",
+        "status": "Refunded",
+        "remains": 10**30,
+        "currency": "USD",
+    }
+
+    replaced = await client.post(fields_url, json={"omit": ["remains"]})
+    assert replaced.json()["sloppy_status"] == {"fields": {}, "omit": ["remains"]}
+    assert await v2(sim, action="status", orders=str(order_id)) == {
+        str(order_id): {"charge": "1.28700", "start_count": "0", "status": "Pending", "currency": "USD"}
+    }
+    cleared = await client.delete(fields_url)
+    assert (cleared.status_code, cleared.json()["sloppy_status"]) == (200, None)
+    assert (await v2(sim, action="status", order=order_id))["remains"] == "1000"
+
+    assert (await client.post(f"{sim.control_url}/orders/1/fields", json={"fields": {}})).status_code == 404
+    assert (await client.delete(f"{sim.control_url}/orders/1/fields")).status_code == 404
+    for bad in ({"fields": {}, "typo": 1}, {"fields": [1]}, {"fields": "x"}, {"omit": "remains"}, {"omit": [1]}, [1]):
+        assert (await client.post(fields_url, json=bad)).status_code == 400, bad
+    assert (await client.get(f"{sim.control_url}/orders/{order_id}")).json()["sloppy_status"] is None
+
+    await client.post(fields_url, json={"fields": {"status": "Unknown"}})
+    await client.post(f"{sim.control_url}/reset")
+    again = (await v2(sim, action="add", service=301, link=LINK, quantity=1000))["order"]
+    assert again == order_id
+    assert (await v2(sim, action="status", order=again))["status"] == "Pending"

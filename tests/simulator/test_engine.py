@@ -296,3 +296,48 @@ def test_generated_catalog_is_big_varied_and_deterministic() -> None:
     assert all(s.min_quantity <= s.max_quantity and s.rate > 0 for s in catalog)
     panel = make_panel(catalog=catalog)
     assert len(panel.services()) == 5000
+
+
+# -- hostile status answers ------------------------------------------------------------------
+
+
+def test_sloppy_status_is_a_snapshot_per_order_replaced_and_cleared() -> None:
+    panel = make_panel()
+    order_id = panel.add(101, {"link": LINK, "quantity": "1000"}).order_id
+    other = panel.add(101, {"link": LINK, "quantity": "1000"}).order_id
+    nested = {"done": [1, 2]}
+    panel.sloppy_status(order_id, {"status": "Weird status", "remains": "-7", "extra": nested}, omit=["charge"] * 2)
+    nested["done"].append(3)  # the caller's object changing later must not change the answers
+    view = panel.order(order_id)
+    assert view.status_fields == (("status", "Weird status"), ("remains", "-7"), ("extra", {"done": [1, 2]}))
+    assert view.status_omit == ("charge",)
+    assert (view.status, view.remains) == (OrderStatus.PENDING, 1000)  # only the answer lies
+    assert (panel.order(other).status_fields, panel.order(other).status_omit) == ((), ())
+    panel.force_order(order_id, "Completed")
+    assert panel.order(order_id).status_fields[0] == ("status", "Weird status")
+
+    panel.sloppy_status(order_id, omit=["currency"])
+    assert (panel.order(order_id).status_fields, panel.order(order_id).status_omit) == ((), ("currency",))
+    panel.clear_sloppy_status(order_id)
+    assert (panel.order(order_id).status_fields, panel.order(order_id).status_omit) == ((), ())
+
+    panel.sloppy_status(order_id, {"remains": 10**30})
+    assert panel.order(order_id).status_fields == (("remains", 10**30),)
+    panel.reset()
+    again = panel.add(101, {"link": LINK, "quantity": "1000"}).order_id
+    assert again == order_id
+    assert (panel.order(again).status_fields, panel.order(again).status_omit) == ((), ())
+
+
+def test_sloppy_status_refusals() -> None:
+    panel = make_panel()
+    with pytest.raises(PanelError, match="Incorrect order ID"):
+        panel.sloppy_status(1, {"status": "Unknown"})
+    with pytest.raises(PanelError, match="Incorrect order ID"):
+        panel.clear_sloppy_status(1)
+    order_id = panel.add(101, {"link": LINK, "quantity": "1000"}).order_id
+    with pytest.raises(TypeError):
+        panel.sloppy_status(order_id, {"remains": object()})  # no JSON for it
+    with pytest.raises(TypeError, match="omit"):
+        panel.sloppy_status(order_id, omit="remains")
+    assert (panel.order(order_id).status_fields, panel.order(order_id).status_omit) == ((), ())

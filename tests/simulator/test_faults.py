@@ -175,3 +175,40 @@ async def test_faults_over_the_control_plane(fresh_client: httpx.AsyncClient, si
     assert (await fresh_client.get(faults)).json() == []
     for bad in ({"kind": "explode"}, {"kind": "drop", "probability": 2}, {"kind": "drop", "typo": 1}):
         assert (await fresh_client.post(faults, json=bad)).status_code == 400
+
+
+async def test_answer_before_processing(fresh_client: httpx.AsyncClient, sim: RunningSimulator) -> None:
+    sim.set_faults(FaultRule(kind="answer", action="balance", body='{"balance": "-7", "currency": null}', times=1))
+    response = await fresh_client.post(sim.url, data=form(sim, "balance"))
+    assert (response.status_code, response.headers["content-type"]) == (200, "application/json")
+    assert response.text == '{"balance": "-7", "currency": null}'
+    sim.set_faults(FaultRule(kind="answer", action="add", body='{"order": 10001}', status_code=201))
+    placed = await fresh_client.post(sim.url, data=add_form(sim))
+    assert (placed.status_code, placed.json()) == (201, {"order": 10001})
+    assert sim.state.orders() == []  # the panel never saw it
+    [record] = sim.requests("add")
+    assert (record.processed, record.fault) == (False, "answer")
+
+
+async def test_answer_after_processing(fresh_client: httpx.AsyncClient, sim: RunningSimulator) -> None:
+    first = (await fresh_client.post(sim.url, data=add_form(sim))).json()["order"]
+    sim.set_faults(FaultRule(kind="answer", action="add", when="after", body=f'{{"order": {first}}}', times=1))
+    reused = await fresh_client.post(sim.url, data=add_form(sim))
+    assert (reused.status_code, reused.json()) == (200, {"order": first})
+    sim.set_faults(FaultRule(kind="answer", action="add", when="after", body='{"order": 99999999999999999999999}'))
+    huge = await fresh_client.post(sim.url, data=add_form(sim))
+    assert huge.json() == {"order": 99999999999999999999999}
+    orders = sim.state.orders()
+    assert [o.order_id for o in orders] == [first, first + 1, first + 2]  # each add placed its own order
+    assert sim.state.balance() == 1000 - sum(o.charge for o in orders)
+    assert [(r.processed, r.fault) for r in sim.requests("add")] == [(True, None), (True, "answer"), (True, "answer")]
+
+
+async def test_answer_needs_a_body(fresh_client: httpx.AsyncClient, sim: RunningSimulator) -> None:
+    with pytest.raises(ValueError, match="body"):
+        FaultRule(kind="answer")
+    assert FaultRule(kind="answer", body="[]").body == "[]"
+    faults = f"{sim.control_url}/faults"
+    assert (await fresh_client.post(faults, json={"kind": "answer"})).status_code == 400
+    assert (await fresh_client.post(faults, json={"kind": "answer", "body": None})).status_code == 400
+    assert (await fresh_client.post(faults, json={"kind": "answer", "body": '{"x": 1}'})).json() == {"ids": [1]}

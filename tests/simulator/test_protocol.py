@@ -247,3 +247,72 @@ async def test_lifecycle_over_http(v2: V2Call, client: httpx.AsyncClient, docume
     assert "In progress" in statuses
     assert answer["remains"] == "0"
     assert int(answer["start_count"]) > 0
+
+
+# -- hostile status answers ------------------------------------------------------------------
+
+HOSTILE: dict[str, Any] = {
+    "status": "Weird status",
+    "start_count": 10**30,
+    "charge": None,
+    "remains": "-7",
+    "extra": {"nested": [1, "2", None]},
+}
+
+
+async def test_sloppy_status_documented(v2: V2Call, documented: RunningSimulator) -> None:
+    sim = documented
+    order_id, clean = await place(v2, sim), await place(v2, sim)
+    sim.state.sloppy_status(order_id, HOSTILE, omit=["currency"])
+    single = await v2(sim, action="status", order=order_id)
+    assert single == HOSTILE
+    assert list(single) == ["status", "charge", "start_count", "remains", "extra"]  # overwritten fields stay put
+    multi = await v2(sim, action="status", orders=f"{order_id},{clean},7")
+    assert multi[0] == {"order": order_id, **HOSTILE}
+    assert multi[1] == {"order": clean, **(await v2(sim, action="status", order=clean))}
+    assert multi[1]["status"] == "Pending"
+    assert multi[2] == {"order": 7, "error": "Incorrect order ID"}
+    assert sim.state.order(order_id).status.value == "Pending"
+
+    # In the list form the item's own ``order`` field is fair game too.
+    sim.state.sloppy_status(order_id, {"order": str(order_id), "remains": "x"}, omit=["remains", "charge"])
+    assert (await v2(sim, action="status", orders=str(order_id))) == [
+        {"order": str(order_id), "status": "Pending", "start_count": "0", "currency": "USD"}
+    ]
+    sim.state.sloppy_status(order_id, omit=["order"])
+    assert "order" not in (await v2(sim, action="status", orders=f"{order_id},{clean}"))[0]
+
+    sim.state.clear_sloppy_status(order_id)
+    assert await v2(sim, action="status", order=order_id) == await v2(sim, action="status", order=clean)
+
+
+async def test_sloppy_status_perfectpanel(v2: V2Call, perfectpanel: RunningSimulator) -> None:
+    sim = perfectpanel
+    order_id, clean = await place(v2, sim), await place(v2, sim)
+    sim.state.force_order(order_id, "Completed")
+    sim.state.sloppy_status(order_id, HOSTILE, omit=["currency"])
+    single = await v2(sim, action="status", order=order_id)
+    assert single == HOSTILE
+    assert list(single) == ["charge", "start_count", "status", "remains", "extra"]
+    multi = await v2(sim, action="status", orders=f"{order_id},{clean},7")
+    assert multi == {
+        str(order_id): HOSTILE,
+        str(clean): {
+            "charge": "3.90000",
+            "start_count": "0",
+            "status": "Pending",
+            "remains": "1000",
+            "currency": "USD",
+        },
+        "7": {"error": "Incorrect order ID"},
+    }
+
+    sim.state.sloppy_status(order_id, {"status": "Refunded"}, omit=["remains", "start_count"])
+    refunded = {"charge": "3.90000", "status": "Refunded", "currency": "USD"}
+    assert await v2(sim, action="status", order=order_id) == refunded
+    assert (await v2(sim, action="status", orders=f"{order_id}"))[str(order_id)] == refunded
+    assert sim.state.order(order_id).status.value == "Completed"
+    assert await v2(sim, action="refill", order=order_id) == {"refill": "5001"}  # still Completed inside
+
+    sim.state.clear_sloppy_status(order_id)
+    assert (await v2(sim, action="status", order=order_id))["status"] == "Completed"
