@@ -88,9 +88,14 @@ def stop_embedded() -> None:
 
 
 def create_engine(url: str, settings: Settings) -> AsyncEngine:
-    """The process' async engine. Statement caching stays on: it is what makes asyncpg fast."""
+    """The process' async engine. Statement caching stays on: it is what makes asyncpg fast.
+
+    Bound values never go into an error's text (``[parameters: ...]``): an INSERT of a provider
+    carries its API key, and an error's text ends up in tracebacks and logs.
+    """
     return create_async_engine(
         url,
+        hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=False,
@@ -98,6 +103,11 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         connect_args={"server_settings": {"application_name": "smm-gateway"}},
     )
 
+
+# What the hot path turns into DBAPIError: the server's errors, and failing to reach it at all
+# (refused or unreachable: OSError; connect timeout: TimeoutError; a broken protocol state:
+# InternalClientError), so that a caller handles one error type for "the database said no".
+_HOT_PATH_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError)
 
 _NAMED_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
 
@@ -140,7 +150,8 @@ class HotPathPool:
     domain's queries module as ``text()`` constructs; this only runs their text.
 
     Created on first use (it needs the running loop), closed by ``Runtime.aclose()``. Database
-    errors come out as SQLAlchemy's ``DBAPIError``, like everywhere else.
+    errors, and failures to connect (creating the pool or acquiring a connection), come out as
+    SQLAlchemy's ``DBAPIError``, like everywhere else.
     """
 
     def __init__(self, url: str, max_size: int) -> None:
@@ -179,7 +190,7 @@ class HotPathPool:
         try:
             pool = await self._ready_pool()
             return await pool.fetchrow(sql, *arguments)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except _HOT_PATH_ERRORS as exc:
             raise DBAPIError(sql, None, exc) from exc
 
     async def fetch(self, statement: TextClause, **params: Any) -> list[asyncpg.Record]:
@@ -188,7 +199,7 @@ class HotPathPool:
         try:
             pool = await self._ready_pool()
             return list(await pool.fetch(sql, *arguments))
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except _HOT_PATH_ERRORS as exc:
             raise DBAPIError(sql, None, exc) from exc
 
     async def close(self) -> None:

@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from gateway.upstream.addresses import normalise_upstream_url
+
 Dialect = Literal["documented", "perfectpanel"]
 
 
@@ -114,6 +116,8 @@ class Settings(BaseSettings):
     def _check_upstream_url(cls, value: str | None) -> str | None:
         if value is None or value.strip() == "":
             return None
+        # Stored and compared as the admin API stores provider URLs: scheme and host in lower case.
+        value = normalise_upstream_url(value)
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value

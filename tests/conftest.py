@@ -5,18 +5,26 @@ databases next to it); otherwise an embedded Postgres under ``var/test-postgres`
 schema is built once per run by the Alembic migrations into a template database, and every test
 that asks for ``database_url`` gets a fresh clone of it: tests can commit, run concurrently and
 kill processes without seeing each other.
+
+Every test also runs under a guard (:func:`provider_key_guard`): its log lines, formatted and
+redacted as in production, and the output of the gateway processes it starts must not hold a
+provider key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import itertools
+import logging
 import os
+import re
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import asyncpg
 import httpx
@@ -26,8 +34,17 @@ from sqlalchemy.engine import make_url
 
 from gateway.app import create_app
 from gateway.db import embedded_server, migrate
+from gateway.observability.logs import (
+    MIN_SECRET_LENGTH,
+    REDACTOR,
+    KeyValueFormatter,
+    RequestIdFilter,
+    library_levels,
+)
 from gateway.runtime import Runtime
 from gateway.settings import Settings
+from gateway.simulator.config import DEFAULT_API_KEY
+from tests.upstream.helpers import API_KEY as ADAPTER_TEST_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -182,3 +199,117 @@ async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+# --- the provider-key guard ---------------------------------------------------------------------
+
+# Provider keys that tests use without storing them in their database (whose keys are read from it).
+UNSTORED_TEST_KEYS = frozenset(
+    {
+        DEFAULT_API_KEY,  # the simulator's
+        ADAPTER_TEST_KEY,  # the adapter tests' fake panel
+        "upstream-key",  # tests.factories.make_provider
+        "secret-upstream-key",  # tests/catalog/test_admin_catalog.py
+        "Zq9+secret/KEY=value&42",  # tests/upstream/test_redaction.py
+        "bench-upstream-key",  # tests/bench/harness.py
+        "thread-key",  # tests/simulator/test_runners.py
+        "new-key-123",  # tests/operations/test_single_upstream.py
+        "old-key-123",
+    }
+)
+
+
+def key_lines(text: str, keys: Iterable[str]) -> list[str]:
+    """The lines of ``text`` holding one of ``keys`` (raw or URL-encoded, in any case), with the
+    key itself masked. Keys shorter than the redactor's minimum are ignored, as it ignores them."""
+    spellings = {
+        spelling.lower()
+        for key in (k.strip() for k in keys)
+        if len(key) >= MIN_SECRET_LENGTH
+        for spelling in (key, quote_plus(key), quote(key, safe=""))
+    }
+    lowered = text.lower()
+    if not any(spelling in lowered for spelling in spellings):  # the common case: one pass each, no regex
+        return []
+    found = re.compile("|".join(re.escape(s) for s in sorted(spellings, key=len, reverse=True)), re.IGNORECASE)
+    return [found.sub("<provider key>", line)[:1000] for line in text.splitlines() if found.search(line)]
+
+
+class KeyGuard:
+    """One test's log lines, through the production pipeline (request ids, the redactor, the
+    key=value format), and the gateway processes it started; :meth:`leaks` looks for keys."""
+
+    def __init__(self, output_files: list[Path]) -> None:
+        self.stream = io.StringIO()
+        self.handler = logging.StreamHandler(self.stream)
+        self.handler.setFormatter(KeyValueFormatter())
+        self.handler.addFilter(RequestIdFilter())
+        self.handler.addFilter(REDACTOR)
+        self.output_files = output_files
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    def leaks(self, keys: Iterable[str]) -> list[str]:
+        """Every line holding one of ``keys``, prefixed with where it was (key masked)."""
+        keys = list(keys)
+        found = [f"log: {line}" for line in key_lines(self.text, keys)]
+        for path in self.output_files:
+            with contextlib.suppress(FileNotFoundError):  # a test may delete its temporary directory
+                found += [f"{path}: {line}" for line in key_lines(path.read_text(errors="replace"), keys)]
+        return found
+
+    def forget(self) -> None:
+        """Drop what was captured so far (for a test that leaks on purpose)."""
+        self.stream.seek(0)
+        self.stream.truncate()
+        self.output_files.clear()
+
+
+def stored_provider_keys(database_url: str) -> set[str]:
+    async def read() -> set[str]:
+        conn = await asyncpg.connect(_asyncpg_dsn(database_url))
+        try:
+            return {row["api_key"] for row in await conn.fetch("SELECT api_key FROM providers")}
+        except asyncpg.UndefinedTableError:  # a test that took the schema down
+            return set()
+        finally:
+            await conn.close()
+
+    keys: set[str] = _run_sync(read())
+    return keys
+
+
+@pytest.fixture(autouse=True)
+def provider_key_guard(request: pytest.FixtureRequest) -> Iterator[KeyGuard]:
+    """Fails the test when a provider key reaches a log line: its own (the ``gateway`` loggers at
+    DEBUG, the libraries at production's levels) or a gateway process'. The keys are the test
+    database's, read at the end, and :data:`UNSTORED_TEST_KEYS`."""
+    # Requested from here, the database is set up before this fixture and so torn down after it:
+    # still there when the keys are read. Tests without one stay cheap.
+    database = request.getfixturevalue("database_url") if "database_url" in request.fixturenames else None
+    from tests import processes  # not at the top: it imports tests.test_cli, which imports this module
+
+    processes.output_files.clear()
+    guard = KeyGuard(processes.output_files)
+    levels = {"": logging.INFO, "gateway": logging.DEBUG, **library_levels(logging.INFO)}
+    saved = {name: logging.getLogger(name).level for name in levels}
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    root = logging.getLogger()
+    root.addHandler(guard.handler)
+    try:
+        yield guard
+    finally:
+        root.removeHandler(guard.handler)
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+    keys = set(UNSTORED_TEST_KEYS)
+    if database is not None:
+        keys |= stored_provider_keys(database)
+    leaks = guard.leaks(keys)
+    processes.output_files.clear()
+    if leaks:
+        shown = "\n".join(leaks[:20]) + (f"\n... and {len(leaks) - 20} more" if len(leaks) > 20 else "")
+        pytest.fail(f"a provider key reached the logs ({len(leaks)} lines):\n{shown}", pytrace=False)

@@ -21,6 +21,10 @@ import httpx
 
 from tests.test_cli import free_port
 
+# The output file of every process started since the conftest's key guard last looked: it scans
+# them when the test ends (a gateway process has a redactor of its own, which can miss a key too).
+output_files: list[Path] = []
+
 
 def process_env(database_url: str, **extra: str) -> dict[str, str]:
     """The environment of a test's gateway process: this machine's, minus any GATEWAY_ setting."""
@@ -56,6 +60,7 @@ class GatewayProcess:
             os.close(handle)
             log_path = Path(name)
         self.log_path = log_path
+        output_files.append(log_path)
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gateway.cli", *args], env=env, stdout=self._log, stderr=subprocess.STDOUT, text=True

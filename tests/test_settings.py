@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from gateway.settings import SettingsError, load_settings
+from tests.conftest import make_settings
 
 
 def test_defaults_match_the_documented_table(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,3 +74,8 @@ def test_cli_refuses_a_bad_setting_with_one_line_and_no_traceback() -> None:
     assert len(lines) == 1, done.stderr
     assert "GATEWAY_PORT" in lines[0]
     assert "Traceback" not in done.stderr
+
+
+def test_the_single_upstream_url_is_normalised_like_a_saved_provider_url() -> None:
+    settings = make_settings(upstream_url=" HTTPS://Panel.EXAMPLE/API/v2 ", upstream_key="k" * 16)
+    assert settings.upstream_url == "https://panel.example/API/v2"

@@ -17,6 +17,7 @@ from gateway.catalog.sync import sync_provider
 from gateway.deps import DbSession, RuntimeDep
 from gateway.errors import InvalidInput
 from gateway.models import Provider
+from gateway.observability.logs import REDACTOR
 from gateway.upstream import UpstreamError
 
 ProviderId = Annotated[int, PathParameter(gt=0, le=2**62, description="provider id")]
@@ -126,7 +127,7 @@ class ProviderController(Controller):
         if not data.name.strip():
             raise InvalidInput("name must not be empty", field="name")
         changes = _changes(data, runtime.settings.allow_private_upstreams)
-        provider = await domain.create_provider(db, changes)
+        provider = await domain.create_provider(db, changes, on_key=REDACTOR.add)
         await audit.record(
             db, actor(request), "provider.create", "provider", provider.id, None, domain.provider_fields(provider)
         )
@@ -152,7 +153,7 @@ class ProviderController(Controller):
         changes = _changes(data, runtime.settings.allow_private_upstreams)
         provider = await domain.require_provider(db, provider_id)
         before = domain.provider_fields(provider)
-        provider = await domain.update_provider(db, provider, changes)
+        provider = await domain.update_provider(db, provider, changes, on_key=REDACTOR.add)
         if changes.api_url is not None or changes.api_key is not None or changes.enabled is False:
             runtime.upstreams.forget(provider.id)
         await audit.record(

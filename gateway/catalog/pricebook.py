@@ -9,8 +9,10 @@ is visible on the very next call in every process.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -157,7 +159,11 @@ def price_service(row: queries.ServiceRow, rules: RuleBook, min_margin_percent: 
     )
 
 
-async def load_pricebook(conn: AsyncConnection, min_margin_percent: Decimal) -> PriceBook:
+async def load_pricebook(
+    conn: AsyncConnection, min_margin_percent: Decimal, on_key: Callable[[str], None] | None = None
+) -> PriceBook:
+    """The whole price book as the database has it now. ``on_key`` is told every provider's
+    API key read (the log redactor learns them)."""
     revision = await queries.catalog_revision(conn)
     rules = RuleBook([MarkupRule(**r) for r in await queries.markup_rules(conn)])
     services = {
@@ -168,16 +174,31 @@ async def load_pricebook(conn: AsyncConnection, min_margin_percent: Decimal) -> 
         min_margin_percent=min_margin_percent,
         services=services,
         customer_rates=await queries.all_customer_rates(conn),
-        providers={p.id: p for p in (ProviderAccess(**row) for row in await queries.provider_access(conn))},
+        providers=_provider_access(await queries.provider_access(conn), on_key),
     )
 
 
-class Catalog:
-    """The process' price book, rebuilt when the database says the catalog moved on."""
+def _provider_access(rows: list[dict[str, Any]], on_key: Callable[[str], None] | None) -> dict[int, ProviderAccess]:
+    providers = {p.id: p for p in (ProviderAccess(**row) for row in rows)}
+    if on_key is not None:
+        for provider in providers.values():
+            on_key(provider.api_key)
+    return providers
 
-    def __init__(self, engine: AsyncEngine, min_margin_percent: Decimal) -> None:
+
+class Catalog:
+    """The process' price book, rebuilt when the database says the catalog moved on.
+
+    ``on_key`` is told every provider API key a rebuild reads (the log redactor learns them:
+    a key added or rotated by another process is masked here from the next rebuild on).
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, min_margin_percent: Decimal, *, on_key: Callable[[str], None] | None = None
+    ) -> None:
         self._engine = engine
         self._min_margin = min_margin_percent
+        self._on_key = on_key
         self._book: PriceBook | None = None
         self._lock = asyncio.Lock()
 
@@ -193,7 +214,7 @@ class Catalog:
             book = self._book
             if book is None or book.revision < revision:
                 async with self._engine.connect() as conn:
-                    book = await load_pricebook(conn, self._min_margin)
+                    book = await load_pricebook(conn, self._min_margin, self._on_key)
                 self._book = book
             return book
 

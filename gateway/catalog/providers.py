@@ -3,6 +3,7 @@ to call the upstream) but never returned by an endpoint, logged or put in an err
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,7 @@ from gateway.models import Provider
 from gateway.money import MoneyError, parse_amount, parse_decimal
 from gateway.runtime import Runtime
 from gateway.upstream import UnsafeUpstreamURL, UpstreamClient, check_upstream_url
+from gateway.upstream.addresses import normalise_upstream_url
 
 MAX_FX_RATE = Decimal("1000000")
 
@@ -42,6 +44,7 @@ def validate_name(name: str) -> str:
 
 
 def validate_url(url: str, allow_private: bool) -> str:
+    """The URL as it is stored: checked and normalised (scheme and host in lower case)."""
     if len(url) > 2000:
         raise InvalidInput("api_url is too long", field="api_url")
     try:
@@ -104,7 +107,13 @@ async def list_providers(session: AsyncSession) -> list[Provider]:
 
 
 async def find_provider_by_url(session: AsyncSession, api_url: str) -> Provider | None:
-    return (await session.scalars(select(Provider).where(Provider.api_url == api_url).limit(1))).first()
+    """The provider with ``api_url``, however its scheme and host are cased: rows saved before
+    URLs were normalised may spell them differently from the normalised ``api_url``."""
+    wanted = normalise_upstream_url(api_url)
+    candidates = await session.scalars(
+        select(Provider).where(func.lower(Provider.api_url) == wanted.lower()).order_by(Provider.id)
+    )
+    return next((p for p in candidates if normalise_upstream_url(p.api_url) == wanted), None)
 
 
 def provider_fields(provider: Provider) -> dict[str, Any]:
@@ -126,9 +135,15 @@ def provider_fields(provider: Provider) -> dict[str, Any]:
     }
 
 
-async def create_provider(session: AsyncSession, changes: ProviderChanges) -> Provider:
+async def create_provider(
+    session: AsyncSession, changes: ProviderChanges, *, on_key: Callable[[str], None] | None = None
+) -> Provider:
+    """Insert a provider. ``on_key`` is told its API key before anything is written (the log
+    redactor learns it: a failed INSERT's error text may quote the row)."""
     if changes.name is None or changes.api_url is None or changes.api_key is None:
         raise InvalidInput("name, api_url and api_key are required")
+    if on_key is not None:
+        on_key(changes.api_key)
     provider = Provider(
         name=changes.name,
         api_url=changes.api_url,
@@ -144,7 +159,17 @@ async def create_provider(session: AsyncSession, changes: ProviderChanges) -> Pr
     return provider
 
 
-async def update_provider(session: AsyncSession, provider: Provider, changes: ProviderChanges) -> Provider:
+async def update_provider(
+    session: AsyncSession,
+    provider: Provider,
+    changes: ProviderChanges,
+    *,
+    on_key: Callable[[str], None] | None = None,
+) -> Provider:
+    """Apply ``changes``. ``on_key`` is told a new API key before anything is written, as in
+    :func:`create_provider`."""
+    if on_key is not None and changes.api_key is not None:
+        on_key(changes.api_key)
     for name in ("name", "api_url", "api_key", "currency", "fx_rate", "enabled", "low_balance_threshold"):
         value = getattr(changes, name)
         if value is not None:

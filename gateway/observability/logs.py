@@ -8,8 +8,12 @@ sets it again when it sends a queued order, so the later upstream call is tied t
 
 Secrets are kept out of log calls in the first place; :class:`Redactor` is defense in depth. It
 masks anything shaped like a customer key (``smm_`` + 32 characters) or an admin token (``adm_``
-+ 32 or more), the configured admin token and upstream key, and every provider key this process
-has used (the upstream registry reports each one).
++ 32 or more), the configured admin token and upstream key, and every provider key: the ones
+stored in the database (read when the process starts), the ones each price book rebuild reads,
+the ones saved through the admin API (learned before they are written) and the ones the upstream
+registry is given. It also hides what database errors echo of a row or a statement's values
+(Postgres ``DETAIL:`` texts, SQLAlchemy's ``[parameters: ...]``), which can hold a key this
+process never saw: an INSERT that fails a CHECK dumps the whole row.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any
 from urllib.parse import quote, quote_plus
@@ -36,13 +40,17 @@ from gateway.settings import Settings
 from gateway.upstream import AttemptRecord
 
 __all__ = [
+    "HIDDEN_DETAIL",
+    "HIDDEN_PARAMETERS",
     "REDACTOR",
     "JsonFormatter",
     "KeyValueFormatter",
     "Redactor",
+    "RequestIdFilter",
     "accept_request_id",
     "configure_logging",
     "current_request_id",
+    "library_levels",
     "log_attempt",
     "request_context",
     "request_context_middleware",
@@ -54,6 +62,29 @@ MASK = "[redacted]"
 MIN_SECRET_LENGTH = 8
 REQUEST_ID_HEADER = b"x-request-id"
 _TOKEN_SHAPES = r"(?:smm|adm)_[A-Za-z0-9_-]{32,}"  # noqa: S105 - a pattern, not a secret
+HIDDEN_DETAIL = "[database detail hidden]"
+HIDDEN_PARAMETERS = "[parameters hidden]"
+# Postgres DETAIL texts echo row contents: "Failing row contains (...)." for a CHECK or NOT NULL,
+# "Key (name)=(value) already exists." and its foreign-key cousins. Also caught without the
+# "DETAIL:" prefix, as when an exception's ``detail`` is logged on its own. The message line
+# before them (with the constraint name) is what an operator needs, and stays.
+# A detail is one sentence, so it ends at the first full stop that ends a line or a quoted string
+# (its newline or quote escaped, as in a repr or JSON); a row value may hold newlines, even blank
+# lines, so the end of a line is not enough. Failing that: the next part of a Postgres or SQLAlchemy error, a blank line (the next
+# exception of a traceback), or the end of the text.
+_DETAIL_END = (
+    r"(?:.*?\.(?=[ \t]*(?:\n|\\n|\\?[\"']|\Z))"
+    r"|.*?(?=(?:\n|\\n)[ \t|]*(?:\[SQL|\[parameters:|\(Background on this error|HINT:)|\n[ \t|]*\n|\\n\\n|\Z))"
+)
+_DATABASE_DETAIL = re.compile(
+    # Not again over a hidden one: a record can pass two redacting handlers.
+    r"(DETAIL:[ \t]*|Failing row contains[ \t]*|Key \([^\n]*?\)=)(?![ \t]*" + re.escape(HIDDEN_DETAIL) + ")"
+    "(?:" + _DETAIL_END + ")",
+    re.DOTALL,
+)
+# SQLAlchemy's "[parameters: (...)]" line: the bound values (the engine hides them, other
+# engines, e.g. Alembic's, may not). In a repr it runs up to the escaped "\n(Background ...".
+_SQL_PARAMETERS = re.compile(r"\[parameters: (?:.*?\](?=\\n\(Background)|[^\n]*)")
 # What a client may choose as its request id: short, and nothing that could bend a log line.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:+=/-]{1,64}")
 _QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
@@ -169,30 +200,53 @@ def log_attempt(record: AttemptRecord) -> None:
 
 
 class Redactor(logging.Filter):
-    """Masks secrets in every record that passes (message, arguments, extras, tracebacks)."""
+    """Masks secrets in every record that passes (message, arguments, extras, tracebacks) and
+    hides database error details that may echo a row or a statement's values."""
 
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
         self._pattern = re.compile(_TOKEN_SHAPES)
+        self._stale = False
 
     def add(self, secret: str | None) -> None:
-        """Mask ``secret`` from now on (raw and URL-encoded). Very short values are ignored:
-        masking them would mangle ordinary words and protect nothing."""
-        if secret is None or len(secret.strip()) < MIN_SECRET_LENGTH:
+        """Mask ``secret`` from now on (raw and URL-encoded, in any case). Very short values are
+        ignored: masking them would mangle ordinary words and protect nothing."""
+        self.add_all((secret,))
+
+    def add_all(self, secrets: Iterable[str | None]) -> None:
+        """:meth:`add` for many secrets at once (the pattern is rebuilt once, when next used)."""
+        fresh = {s.strip() for s in secrets if s is not None and len(s.strip()) >= MIN_SECRET_LENGTH}
+        if not fresh or fresh <= self._secrets:  # the common case, without taking the lock
             return
-        secret = secret.strip()
         with self._lock:
-            if secret in self._secrets:
-                return
-            self._secrets.add(secret)
-            spellings = {s for value in self._secrets for s in (value, quote_plus(value), quote(value, safe=""))}
-            alternatives = [re.escape(s) for s in sorted(spellings, key=len, reverse=True)]
-            self._pattern = re.compile("|".join([*alternatives, _TOKEN_SHAPES]), re.IGNORECASE)
+            if not fresh <= self._secrets:
+                self._secrets |= fresh
+                self._stale = True
+
+    def knows(self, secret: str) -> bool:
+        """Whether ``secret`` is masked by name (not merely by shape)."""
+        return secret.strip() in self._secrets
+
+    def _current_pattern(self) -> re.Pattern[str]:
+        if self._stale:
+            with self._lock:
+                if self._stale:
+                    spellings = {
+                        s for value in self._secrets for s in (value, quote_plus(value), quote(value, safe=""))
+                    }
+                    self._pattern = re.compile(f"{_alternatives(spellings)}|{_TOKEN_SHAPES}", re.IGNORECASE)
+                    self._stale = False
+        return self._pattern
 
     def scrub(self, text: str) -> str:
-        return self._pattern.sub(MASK, text)
+        text = self._current_pattern().sub(MASK, text)
+        if "DETAIL:" in text or "Failing row contains" in text or "Key (" in text:
+            text = _DATABASE_DETAIL.sub(lambda m: m.group(1) + HIDDEN_DETAIL, text)
+        if "[parameters: " in text:
+            text = _SQL_PARAMETERS.sub(HIDDEN_PARAMETERS, text)
+        return text
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -204,13 +258,73 @@ class Redactor(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = _plain.formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = self.scrub(record.exc_text)
+            exc_text = record.exc_text
+            if record.exc_info:
+                # The exact texts first: a row value can hold what the patterns take for the
+                # end of a detail (a full stop ending a line).
+                for detail in _database_details(record.exc_info[1]):
+                    exc_text = exc_text.replace(detail, HIDDEN_DETAIL)
+            record.exc_text = self.scrub(exc_text)
         if record.stack_info:
             record.stack_info = self.scrub(record.stack_info)
         for name, value in _extras(record).items():
             if isinstance(value, str):
                 setattr(record, name, self.scrub(value))
+            elif not isinstance(value, int | float | None):
+                # A list, an exception...: the formatter prints it as text, so check that text.
+                text = json.dumps(value, default=str) if isinstance(value, list | dict) else str(value)
+                scrubbed = self.scrub(text)
+                if scrubbed != text:
+                    setattr(record, name, scrubbed)
         return True
+
+
+def _alternatives(words: Iterable[str]) -> str:
+    """One regular expression matching any of ``words``, as a trie: ``(?:ab(?:c|d))`` rather than
+    ``abc|abd``. The engine tries a plain alternation's branches one by one at every position,
+    so its cost grows with the number of keys; a trie's stays flat."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        # Lower-cased to share prefixes across spellings (matched with IGNORECASE); non-ASCII
+        # text is kept as given, since lower() may change its length.
+        for char in word.lower() if word.isascii() else word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return _trie_pattern(trie) or "(?!)"
+
+
+def _trie_pattern(node: dict[str, Any]) -> str:
+    parts: list[str] = []
+    while True:
+        branches = sorted(k for k in node if k)
+        if len(branches) != 1 or "" in node:
+            break
+        parts.append(re.escape(branches[0]))
+        node = node[branches[0]]
+    if branches:
+        group = "|".join(re.escape(k) + _trie_pattern(node[k]) for k in branches)
+        # A word that is a prefix of another: the optional group is greedy, so the longer wins.
+        parts.append(f"(?:{group})" + ("?" if "" in node else ""))
+    return "".join(parts)
+
+
+def _database_details(exc: BaseException | None) -> set[str]:
+    """The DETAIL texts of the Postgres errors in ``exc``'s chain (asyncpg keeps them in
+    ``detail``; ``sqlstate`` tells a server error from other exceptions with a ``detail``)."""
+    details: set[str] = set()
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        detail = getattr(current, "detail", None)
+        if isinstance(detail, str) and detail and getattr(current, "sqlstate", None):
+            details.add(detail)
+        pending.extend((current.__cause__, current.__context__, *getattr(current, "exceptions", ())))
+    return details
 
 
 # One per process, like logging itself.
@@ -290,6 +404,23 @@ class JsonFormatter(logging.Formatter):
 # --- set-up -------------------------------------------------------------------------------------
 
 
+def library_levels(level: int) -> dict[str, int]:
+    """The level of each library's logger when the gateway logs at ``level``."""
+    quiet = max(logging.WARNING, level)
+    return {
+        # The embedded Postgres, Alembic and uvicorn narrate every step at INFO; their warnings are enough.
+        "pgserver": quiet,
+        "alembic": quiet,
+        "uvicorn": quiet,
+        # SQL with its bound values could carry provider keys: never logged, whatever the level.
+        "sqlalchemy": logging.WARNING,
+        # httpx logs every request at INFO (the gateway's own upstream line says more); httpcore's
+        # connection events are noise even when debugging.
+        "httpx": logging.DEBUG if level <= logging.DEBUG else logging.WARNING,
+        "httpcore": max(logging.INFO, level),
+    }
+
+
 def configure_logging(settings: Settings, stream: IO[str] | None = None) -> logging.Handler:
     """Send every log line through one handler on the root logger, formatted and redacted.
 
@@ -299,7 +430,10 @@ def configure_logging(settings: Settings, stream: IO[str] | None = None) -> logg
         REDACTOR.add(settings.admin_token.get_secret_value())
     if settings.upstream_key is not None:
         REDACTOR.add(settings.upstream_key.get_secret_value())
+    level = logging.getLevelNamesMapping()[settings.log_level]
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    # On the handler too: a logger set lower (a test's, a debugging session's) does not widen it.
+    handler.setLevel(level)
     handler.setFormatter(JsonFormatter() if settings.log_json else KeyValueFormatter())
     handler.addFilter(RequestIdFilter())
     handler.addFilter(REDACTOR)
@@ -308,16 +442,8 @@ def configure_logging(settings: Settings, stream: IO[str] | None = None) -> logg
     for old in [h for h in root.handlers if getattr(h, "_gateway", False)]:
         root.removeHandler(old)
     root.addHandler(handler)
-    level = logging.getLevelNamesMapping()[settings.log_level]
     root.setLevel(level)
-    # The embedded Postgres, Alembic and uvicorn narrate every step at INFO; their warnings are enough.
-    for noisy in ("pgserver", "alembic", "uvicorn"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, level))
-    # SQL with its bound values could carry provider keys: never logged, whatever the level.
-    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
-    # httpx logs every request at INFO (the gateway's own upstream line says more); httpcore's
-    # connection events are noise even when debugging.
-    logging.getLogger("httpx").setLevel(logging.DEBUG if level <= logging.DEBUG else logging.WARNING)
-    logging.getLogger("httpcore").setLevel(max(logging.INFO, level))
+    for name, library_level in library_levels(level).items():
+        logging.getLogger(name).setLevel(library_level)
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     return handler

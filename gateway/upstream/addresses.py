@@ -4,7 +4,8 @@ An operator (or an attacker with admin access) types a provider URL; the worker 
 provider's API key to it. Pointing it at ``http://169.254.169.254/`` or ``http://127.0.0.1:5432``
 must fail, however the address is spelled. Two layers:
 
-- :func:`check_upstream_url` when the URL is stored/used (static: the literal host);
+- :func:`check_upstream_url` when the URL is stored/used (static: the literal host; it also
+  normalises the URL, see :func:`normalise_upstream_url`);
 - :func:`forbidden_reason` on every address the host resolves to, and on the peer address of
   every new connection (done by the client), which also covers DNS names pointing inward.
 """
@@ -29,6 +30,7 @@ __all__ = [
     "check_peer_address",
     "check_upstream_url",
     "forbidden_reason",
+    "normalise_upstream_url",
     "parse_numeric_ipv4",
     "system_resolver",
 ]
@@ -38,6 +40,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _NUMERIC_PART = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 _LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?$")
+_SCHEME_AND_AUTHORITY = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)")
 
 
 class UnsafeUpstreamURL(ValueError):
@@ -109,8 +112,27 @@ def forbidden_reason(address: IPAddress) -> str | None:
     return None
 
 
+def normalise_upstream_url(url: str) -> str:
+    """``url`` stripped, with its scheme and host in lower case.
+
+    Those two are case-insensitive, so ``HTTP://Panel.EXAMPLE/api/v2`` is the same upstream as
+    ``http://panel.example/api/v2``: one spelling is stored (the database only accepts a
+    lower-case scheme) and compared. The path and query may be case-sensitive and are kept as
+    given; so is the port (an explicit default port stays).
+    """
+    url = url.strip()
+    match = _SCHEME_AND_AUTHORITY.match(url)
+    if match is None:
+        return url  # no authority: check_upstream_url refuses it whatever its case
+    scheme, authority = match.groups()
+    userinfo, at, host_port = authority.rpartition("@")
+    # An IPv6 zone id (after "%") names a network interface, whose name is case-sensitive.
+    host, percent, zone = host_port.partition("%")
+    return f"{scheme.lower()}://{userinfo}{at}{host.lower()}{percent}{zone}{url[match.end() :]}"
+
+
 def check_upstream_url(url: str, *, allow_private: bool) -> str:
-    """Validate an upstream API URL and return it (stripped).
+    """Validate an upstream API URL and return it normalised (:func:`normalise_upstream_url`).
 
     Requires ``http``/``https``, a host, no credentials in the URL. Unless ``allow_private``,
     refuses loopback, private, link-local, unspecified, multicast, reserved and IPv4-mapped IPv6
@@ -119,7 +141,8 @@ def check_upstream_url(url: str, *, allow_private: bool) -> str:
     client itself uses, so the check and the connection cannot disagree about what the host is.
     Raises :class:`UnsafeUpstreamURL`.
     """
-    url = url.strip()
+    # Checked as it will be stored and used: the check and the connection see the same text.
+    url = normalise_upstream_url(url)
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError, TypeError):

@@ -11,7 +11,13 @@ from typing import TypeVar
 
 import httpx
 
-from gateway.upstream.addresses import HostGuard, Resolver, check_upstream_url, system_resolver
+from gateway.upstream.addresses import (
+    HostGuard,
+    Resolver,
+    check_upstream_url,
+    normalise_upstream_url,
+    system_resolver,
+)
 from gateway.upstream.breaker import CircuitBreaker
 from gateway.upstream.calls import CallRunner, Observer
 from gateway.upstream.config import UpstreamConfig
@@ -104,8 +110,15 @@ class UpstreamClient:
         return f"UpstreamClient(provider_id={self.provider_id!r}, host={httpx.URL(self.api_url).host!r})"
 
     def uses(self, api_url: str, api_key: str) -> bool:
-        """Whether this client talks to ``api_url`` with ``api_key`` (the registry's reuse test)."""
-        return api_url.strip() == self.api_url and api_key == self._key.reveal()
+        """Whether this client talks to ``api_url`` with ``api_key`` (the registry's reuse test).
+
+        ``self.api_url`` is normalised; a row stored before URLs were normalised may spell the
+        same URL in upper case, and must not get a new client (and a fresh breaker) per call.
+        """
+        if api_key != self._key.reveal():
+            return False
+        url = api_url.strip()
+        return url == self.api_url or normalise_upstream_url(url) == self.api_url
 
     @property
     def is_closed(self) -> bool:
