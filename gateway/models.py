@@ -47,6 +47,9 @@ Percent = Numeric(9, 4, asdecimal=True)
 ORDER_STATUSES = ("Pending", "In progress", "Processing", "Completed", "Partial", "Canceled")
 TERMINAL_STATUSES = ("Completed", "Partial", "Canceled")
 ORDER_STATES = ("queued", "submitting", "placed", "unknown", "failed", "canceled")
+# Final statuses whose refund needs a remains the upstream did not give: held back until it does,
+# or until the operator settles the order.
+HELD_STATUSES = ("Partial", "Canceled")
 REFILL_STATUSES = ("Pending", "In progress", "Completed", "Rejected")
 REFILL_STATES = ("submitting", "placed", "unknown", "failed")
 LEDGER_KINDS = ("deposit", "charge", "refund", "adjustment")
@@ -307,6 +310,17 @@ class Order(Base):
             postgresql_where=text("status IN ('Pending', 'In progress', 'Processing')"),
         ),
         Index("ix_orders_created_at", "created_at"),
+        # One upstream order, one gateway order: otherwise one upstream answer moves the money of several.
+        Index(
+            "uq_orders_provider_id_upstream_order_id",
+            "provider_id",
+            "upstream_order_id",
+            unique=True,
+            postgresql_where=text("upstream_order_id IS NOT NULL"),
+        ),
+        CheckConstraint(f"held_status IS NULL OR {_in('held_status', HELD_STATUSES)}", name="held_status_known"),
+        CheckConstraint("held_status IS NULL OR state = 'placed'", name="held_only_placed"),
+        Index("ix_orders_held", "id", postgresql_where=text("held_status IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -341,6 +355,10 @@ class Order(Base):
     next_check_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The upstream's final status (Partial/Canceled) while its refund waits for a usable remains
+    # (shown to the customer only once the refund is known); ``held_checks`` answers so far.
+    held_status: Mapped[str | None] = mapped_column(String(16))
+    held_checks: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -376,6 +394,26 @@ class Refill(Base):
     next_check_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
+
+
+class OrderAnomaly(Base):
+    """An upstream value about an order that made no sense (negative, oversized, unreadable,
+    contradictory). The order is still followed; the operator sees what was sent. The same
+    anomaly seen again only bumps ``times``."""
+
+    __tablename__ = "order_anomalies"
+    __table_args__ = (
+        UniqueConstraint("order_id", "kind", "detail"),
+        Index("ix_order_anomalies_kind", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), nullable=False)
+    kind: Mapped[str] = mapped_column(String(40), nullable=False)
+    detail: Mapped[str] = mapped_column(Text, nullable=False)
+    times: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
 class UpstreamCall(Base):

@@ -1,5 +1,5 @@
 """What one gateway process holds while it runs: settings, the engine, the session factory,
-the upstream clients, the price book and the upstream call log.
+the upstream clients, the price book, the upstream call log and the send outcomes still to record.
 
 Built by :func:`gateway.app.create_app` or the worker (never at import time).
 """
@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.calllog import CallLog
 from gateway.catalog.pricebook import Catalog
+from gateway.catalog.queries import provider_access
 from gateway.db import HotPathPool, create_engine, create_sessionmaker, resolve_database_url
 from gateway.observability.logs import REDACTOR, log_attempt
 from gateway.observability.metrics import GatewayMetrics
+from gateway.orders.outcomes import PendingOutcomes
 from gateway.settings import Settings
 from gateway.upstream import AttemptRecord, UpstreamConfig, UpstreamRegistry
 from gateway.upstream.registry import TransportFactory
 from gateway.v2.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
 
 
 def upstream_config(settings: Settings) -> UpstreamConfig:
@@ -53,6 +58,8 @@ class Runtime:
     # The customer hot path's own asyncpg pool (single statements; see gateway.db.HotPathPool).
     hot: HotPathPool
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    # Send outcomes the database refused to record, retried in the background (gateway.orders.outcomes).
+    pending_outcomes: PendingOutcomes = field(default_factory=PendingOutcomes)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -85,7 +92,7 @@ class Runtime:
             upstreams=UpstreamRegistry(
                 upstream_config(settings), transport_factory=transport_factory, observer=observe, on_key=REDACTOR.add
             ),
-            catalog=Catalog(engine, settings.min_margin_percent),
+            catalog=Catalog(engine, settings.min_margin_percent, on_key=REDACTOR.add),
             call_log=call_log,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
             hot=HotPathPool(url, settings.db_pool_size),
@@ -93,9 +100,14 @@ class Runtime:
         )
 
     def start_background(self) -> None:
-        """Start the process-wide background tasks (the call log writer; in single-upstream mode,
-        the one-off creation and first sync of the provider)."""
+        """Start the process-wide background tasks (loading the provider keys into the log
+        redactor; the call log writer; in single-upstream mode, the one-off creation and first
+        sync of the provider)."""
+        self._tasks.append(asyncio.create_task(learn_provider_keys(self.engine), name="provider-keys"))
         self._tasks.append(asyncio.create_task(self.call_log.run(self.engine), name="upstream-call-log"))
+        from gateway.orders.dispatch import keep_recording_pending  # the orders domain needs Runtime
+
+        self._tasks.append(asyncio.create_task(keep_recording_pending(self), name="pending-outcomes"))
         if self.settings.upstream_url is not None:
             from gateway.bootstrap import run_single_upstream  # it builds on the catalog, which needs Runtime
 
@@ -108,7 +120,32 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        from gateway.orders.dispatch import drain_pending
+
+        await drain_pending(self)
         await self.call_log.flush(self.engine)
         await self.upstreams.aclose()
         await self.hot.close()
         await self.engine.dispose()
+
+
+async def learn_provider_keys(engine: AsyncEngine, first_retry: float = 1.0, max_retry: float = 60.0) -> None:
+    """Teach the log redactor every stored provider key, retrying until the database answers.
+
+    A key this process never calls with can still reach a log line, e.g. in a database error
+    about its row; so every key is masked from start-up, not only from first use.
+    """
+    delay = first_retry
+    while True:
+        try:
+            async with engine.connect() as conn:
+                REDACTOR.add_all(row["api_key"] for row in await provider_access(conn))
+            return
+        except Exception as exc:
+            summary = next(iter(str(exc).splitlines()), "")  # the message line, not the whole dump
+            log.warning(
+                "could not read the provider keys (to mask them in logs); retrying",
+                extra={"error": f"{type(exc).__name__}: {summary}", "retry_in_s": delay},
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_retry)

@@ -13,13 +13,15 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
+from gateway.catalog.pricebook import ProviderAccess
 from gateway.catalog.sync import PeriodicSync
 from gateway.failpoints import failpoint
 from gateway.observability.logs import request_context
 from gateway.orders import queries
 from gateway.orders.dispatch import dispatch
+from gateway.orders.outcomes import OrderToSend
 from gateway.orders.refills import sync_refills
 from gateway.orders.sync import check_statuses, sweep
 from gateway.runtime import Runtime
@@ -55,7 +57,7 @@ class Worker:
         book = await self.runtime.catalog.book()
         limit = asyncio.Semaphore(DISPATCH_CONCURRENCY)
 
-        async def one(order: queries.OrderToSend) -> None:
+        async def one(order: OrderToSend) -> None:
             # The order's request id rides along, so the send is logged under the add that caused it.
             async with limit:
                 with request_context(order.request_id):
@@ -70,18 +72,27 @@ class Worker:
         now = time.monotonic()
         sweep_every = min(SWEEP_EVERY_SECONDS, self.runtime.settings.submitting_stale_seconds / 3)
         if now - self._last_sweep >= sweep_every:
-            await self._timed("sweep", sweep(self.runtime))
+            await self._timed("sweep", lambda: sweep(self.runtime))
             self._last_sweep = now
-        await self._timed("dispatch", self.dispatch_queued())
-        book = await self.runtime.catalog.book()
-        await self._timed("status_sync", check_statuses(self.runtime, book.providers))
-        await self._timed("refill_sync", sync_refills(self.runtime, book.providers))
-        await self._timed("catalog_sync", self.catalog_sync.step(now))
+        await self._timed("dispatch", self.dispatch_queued)
+        await self._timed("status_sync", lambda: self._with_book(check_statuses))
+        await self._timed("refill_sync", lambda: self._with_book(sync_refills))
+        await self._timed("catalog_sync", lambda: self.catalog_sync.step(now))
 
-    async def _timed(self, name: str, work: Awaitable[object]) -> None:
+    async def _with_book(self, step: Callable[[Runtime, dict[int, ProviderAccess]], Awaitable[int]]) -> int:
+        book = await self.runtime.catalog.book()
+        return await step(self.runtime, book.providers)
+
+    async def _timed(self, name: str, work: Callable[[], Awaitable[object]]) -> None:
+        """Run one step; its failure is logged and counted, and never stops the steps after it
+        (a status sync that fails must not hold back dispatch, refills or catalog sync)."""
         start = time.perf_counter()
         try:
-            await work
+            failpoint(f"worker_step_{name}")
+            await work()
+        except Exception:
+            self.runtime.metrics.worker_step_failed(name)
+            log.exception("worker step %s failed; continuing", name)
         finally:
             self.last_step_seconds[name] = time.perf_counter() - start
             self.runtime.metrics.observe_worker_step(name, self.last_step_seconds[name])

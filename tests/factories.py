@@ -9,6 +9,7 @@ from sqlalchemy import insert, select, text
 
 from gateway.ledger.keys import new_api_key
 from gateway.models import Customer, LedgerEntry, Provider, Service
+from gateway.money import partial_refund
 from gateway.runtime import Runtime
 
 
@@ -70,3 +71,14 @@ async def ledger_sum(runtime: Runtime, customer_id: int) -> Decimal:
             text("SELECT coalesce(sum(amount), 0) FROM ledger_entries WHERE customer_id = :c"), {"c": customer_id}
         )
     return Decimal(value)
+
+
+def expected_refund(status: str, charge: Decimal, quantity: int, remains: int | None) -> Decimal:
+    """What an order that ended with ``status`` (and the remains it shows) must have got back,
+    written independently of the code under test: Canceled all, Partial the undelivered part."""
+    if status == "Canceled":
+        return Decimal(charge)
+    if status == "Partial":
+        assert remains is not None, "a Partial order always shows the remains it was refunded for"
+        return partial_refund(Decimal(charge), quantity, remains)
+    return Decimal(0)

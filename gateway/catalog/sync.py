@@ -23,6 +23,7 @@ from gateway.catalog import queries
 from gateway.catalog.providers import list_providers, provider_client, require_provider
 from gateway.errors import DomainError
 from gateway.models import SERVICE_TYPES
+from gateway.money import MAX_RATE
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.upstream import Service as UpstreamService
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 
+MAX_BIGINT = 2**63 - 1
 _TYPE_KEYS = {re.sub(r"[^a-z0-9]", "", name.lower()): name for name in SERVICE_TYPES}
 
 
@@ -63,8 +65,12 @@ def service_type(upstream_type: str) -> str:
 
 
 def service_row(service: UpstreamService) -> dict[str, Any] | None:
-    """The columns a sync writes for one upstream service, or None when it is unusable."""
-    if service.rate < 0 or service.min < 0 or service.max < service.min or service.service <= 0:
+    """The columns a sync writes for one upstream service, or None when it is unusable (negative,
+    out of the columns' range, limits the wrong way round): one absurd row is skipped, never
+    allowed to fail the whole provider's sync."""
+    if not (0 <= service.rate <= MAX_RATE and 0 < service.service <= MAX_BIGINT):
+        return None
+    if not 0 <= service.min <= service.max <= MAX_BIGINT:
         return None
     return {
         "upstream_service_id": service.service,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, ProcessCollector
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from sqlalchemy import text
@@ -41,13 +41,17 @@ SCRAPE_STATEMENT_TIMEOUT_MS = 5000
 _ORDER_SNAPSHOT = text(
     """
     SELECT status, state, count(*) AS orders,
+           count(*) FILTER (WHERE held_status IS NOT NULL) AS held,
            extract(epoch FROM now() - min(created_at) FILTER (WHERE state = 'queued')) AS queued_age,
            extract(epoch FROM now() - min(coalesce(last_checked_at, placed_at, created_at)) FILTER (
-               WHERE state = 'placed' AND status NOT IN ('Completed', 'Partial', 'Canceled'))) AS stale_age
+               WHERE state = 'placed' AND status NOT IN ('Completed', 'Partial', 'Canceled')
+                 AND held_status IS NULL)) AS stale_age
     FROM orders
     GROUP BY status, state
     """
 )
+# Anomalies are never deleted, so their count per kind only grows: exposed as a counter.
+_ANOMALY_SNAPSHOT = text("SELECT kind, count(*) AS anomalies FROM order_anomalies GROUP BY kind")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,19 +61,25 @@ class OrderSnapshot:
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
     oldest_queued_seconds: float = 0.0
     stalest_active_seconds: float = 0.0
+    held: int = 0
+    anomalies: dict[str, int] = field(default_factory=dict)
 
 
 async def order_snapshot(engine: AsyncEngine) -> OrderSnapshot:
-    """One query: order counts by status and state, the age of the oldest queued order, and
-    how long ago the stalest active (placed, not terminal) order was last checked upstream."""
+    """Order counts by status and state, the age of the oldest queued order, how long ago the
+    stalest active (placed, not terminal, not held) order was last checked upstream, how many
+    final statuses wait for a refund decision, and the anomalies recorded per kind."""
     async with engine.begin() as conn:
         await conn.execute(text(f"SET LOCAL statement_timeout = {SCRAPE_STATEMENT_TIMEOUT_MS}"))
         rows = (await conn.execute(_ORDER_SNAPSHOT)).all()
+        anomalies = {str(r.kind): int(r.anomalies) for r in await conn.execute(_ANOMALY_SNAPSHOT)}
     counts = {(str(r.status), str(r.state)): int(r.orders) for r in rows}
     return OrderSnapshot(
         counts=counts,
         oldest_queued_seconds=max((float(r.queued_age) for r in rows if r.queued_age is not None), default=0.0),
         stalest_active_seconds=max((float(r.stale_age) for r in rows if r.stale_age is not None), default=0.0),
+        held=sum(int(r.held) for r in rows),
+        anomalies=anomalies,
     )
 
 
@@ -114,6 +124,19 @@ class _ScrapeTimeValues(Collector):
             "Seconds since the least recently checked placed, non-terminal order was checked (0 when none)",
             value=self.orders.stalest_active_seconds,
         )
+        yield GaugeMetricFamily(
+            "gateway_orders_held",
+            "Orders whose upstream final status waits for a usable remains or the operator's settlement",
+            value=float(self.orders.held),
+        )
+        anomalies = CounterMetricFamily(
+            "gateway_order_anomalies",
+            "Distinct anomalies recorded in upstream answers about orders, by kind",
+            labels=["kind"],
+        )
+        for kind, count in sorted(self.orders.anomalies.items()):
+            anomalies.add_metric([kind], float(count))
+        yield anomalies
 
 
 class GatewayMetrics:
@@ -143,6 +166,12 @@ class GatewayMetrics:
             "Upstream attempt duration",
             ["provider", "action"],
             buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.worker_step_failures = Counter(
+            "gateway_worker_step_failures",
+            "Worker steps that failed (the pass goes on with the next step)",
+            ["step"],
             registry=self.registry,
         )
         self.worker_steps = Histogram(
@@ -176,6 +205,9 @@ class GatewayMetrics:
 
     def observe_worker_step(self, step: str, seconds: float) -> None:
         self.worker_steps.labels(step).observe(seconds)
+
+    def worker_step_failed(self, step: str) -> None:
+        self.worker_step_failures.labels(step).inc()
 
     async def render(self, engine: AsyncEngine, breakers: Mapping[int | str, BreakerSnapshot]) -> bytes:
         """The text exposition, with the scrape-time values read now."""

@@ -1,8 +1,9 @@
 """Placing an order: validate, price, charge (one statement), send, record.
 
-The customer gets ``{"order": id}`` as soon as the order is charged and either placed or queued;
-when the upstream refuses it for the customer's own input, the customer gets that error and the
-charge back at once.
+The customer gets ``{"order": id}`` as soon as the order is charged and either placed or queued
+(or its outcome is unknown: it may exist upstream); when the upstream refuses it for the
+customer's own input, the customer gets that error and the charge back at once. The answer
+follows what the upstream said, even when recording it failed (it is then recorded by a retry).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from gateway.errors import (
 from gateway.failpoints import failpoint
 from gateway.money import charge_for, cost_for
 from gateway.orders import queries
-from gateway.orders.dispatch import Failed, dispatch
-from gateway.orders.queries import OrderToSend
+from gateway.orders.dispatch import dispatch
+from gateway.orders.outcomes import Failed, OrderToSend
 from gateway.orders.validation import validate_add
 from gateway.runtime import Runtime
 

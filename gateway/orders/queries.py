@@ -18,7 +18,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from gateway.calllog import INSERT_CALLS_SQL
 from gateway.db import HotPathPool
+from gateway.orders.answers import Anomaly, StatusUpdate
+from gateway.orders.outcomes import OrderToSend
 
 Executor = AsyncConnection | AsyncSession
 
@@ -60,22 +63,14 @@ ACTIVE_ORDER_ON_LINK = text(
 
 
 @dataclass(frozen=True, slots=True)
-class OrderToSend:
-    id: int
-    provider_id: int
-    upstream_service_id: int
-    params: dict[str, Any]
-    created_at: datetime
-    attempts: int
-    request_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class OrderToCheck:
     id: int
     provider_id: int
     upstream_order_id: int
     created_at: datetime
+    charge: Decimal
+    quantity: int
+    held_checks: int
 
 
 def _to_send(row: Row[Any]) -> OrderToSend:
@@ -111,54 +106,98 @@ async def claim_queued_orders(conn: Executor, limit: int) -> list[OrderToSend]:
     return [_to_send(row) for row in rows]
 
 
+# The upstream attempts of a send are written with its outcome (gateway.calllog explains why).
 MARK_PLACED = text(
-    """
-    UPDATE orders SET state = 'placed', upstream_order_id = :upstream, placed_at = now(),
-                      next_check_at = now() + make_interval(secs => :delay), last_error = NULL,
-                      updated_at = now()
-    WHERE id = :id AND state = 'submitting'
-    RETURNING id
-    """
-)
+    f"""
+    WITH placed AS (
+        UPDATE orders SET state = 'placed', upstream_order_id = :upstream, placed_at = now(),
+                          next_check_at = now() + make_interval(secs => :delay), last_error = NULL,
+                          updated_at = now()
+        WHERE id = :id AND state = ANY(:from_states)
+        RETURNING id
+    ),
+    logged AS ({INSERT_CALLS_SQL})
+    SELECT id FROM placed
+    """  # noqa: S608 - composed of constants only
+).bindparams(bindparam("calls", type_=JSONB))
+
+WRITE_CALLS = text(INSERT_CALLS_SQL).bindparams(bindparam("calls", type_=JSONB))
 
 
-async def mark_placed(conn: Executor, order_id: int, upstream_order_id: int, first_check_seconds: float) -> bool:
-    result = await conn.execute(
-        MARK_PLACED, {"id": order_id, "upstream": upstream_order_id, "delay": first_check_seconds}
-    )
-    return result.first() is not None
-
-
-async def mark_placed_alone(
-    hot: HotPathPool, order_id: int, upstream_order_id: int, first_check_seconds: float
+async def mark_placed(
+    conn: Executor | HotPathPool,
+    order_id: int,
+    upstream_order_id: int,
+    first_check_seconds: float,
+    calls: list[dict[str, Any]],
+    from_states: Sequence[str] = ("submitting",),
 ) -> bool:
-    """:func:`mark_placed` as a statement of its own (no other write belongs with it)."""
-    row = await hot.fetchrow(MARK_PLACED, id=order_id, upstream=upstream_order_id, delay=first_check_seconds)
-    return row is not None
+    """Record the upstream's order id (and the attempts that got it) in one statement; False when
+    the order was no longer in ``from_states``. Raises on a second order with the same upstream id."""
+    params = {
+        "id": order_id,
+        "upstream": upstream_order_id,
+        "delay": first_check_seconds,
+        "calls": calls,
+        "from_states": list(from_states),
+    }
+    if isinstance(conn, HotPathPool):
+        return await conn.fetchrow(MARK_PLACED, **params) is not None
+    return (await conn.execute(MARK_PLACED, params)).first() is not None
 
 
-async def mark_unknown(conn: Executor, order_id: int, error: str) -> bool:
+async def write_calls(conn: Executor, calls: list[dict[str, Any]]) -> None:
+    """Write upstream attempts collected during a send (inside the caller's transaction)."""
+    if calls:
+        await conn.execute(WRITE_CALLS, {"calls": calls})
+
+
+async def order_with_upstream_id(conn: Executor, provider_id: int, upstream_order_id: int) -> int | None:
+    """The gateway order that already carries this upstream order id, if any."""
+    found = await conn.scalar(
+        text("SELECT id FROM orders WHERE provider_id = :p AND upstream_order_id = :u"),
+        {"p": provider_id, "u": upstream_order_id},
+    )
+    return None if found is None else int(found)
+
+
+async def order_outcome(conn: Executor, order_id: int) -> tuple[str, int | None] | None:
+    """The order's dispatch state and upstream order id."""
+    row = (
+        await conn.execute(text("SELECT state, upstream_order_id FROM orders WHERE id = :id"), {"id": order_id})
+    ).first()
+    return None if row is None else (str(row.state), row.upstream_order_id)
+
+
+async def order_state(conn: Executor, order_id: int) -> str | None:
+    state = await conn.scalar(text("SELECT state FROM orders WHERE id = :id"), {"id": order_id})
+    return None if state is None else str(state)
+
+
+async def mark_unknown(conn: Executor, order_id: int, error: str, from_states: Sequence[str] = ("submitting",)) -> bool:
     result = await conn.execute(
         text(
             "UPDATE orders SET state = 'unknown', last_error = :error, updated_at = now()"
-            " WHERE id = :id AND state = 'submitting' RETURNING id"
+            " WHERE id = :id AND state = ANY(:from_states) RETURNING id"
         ),
-        {"id": order_id, "error": error[:1000]},
+        {"id": order_id, "error": error[:1000], "from_states": list(from_states)},
     )
     return result.first() is not None
 
 
-async def mark_requeued(conn: Executor, order_id: int, error: str, delay_seconds: float) -> bool:
+async def mark_requeued(
+    conn: Executor, order_id: int, error: str, delay_seconds: float, from_states: Sequence[str] = ("submitting",)
+) -> bool:
     result = await conn.execute(
         text(
             """
             UPDATE orders SET state = 'queued', last_error = :error, updated_at = now(),
                               next_attempt_at = now() + make_interval(secs => :delay)
-            WHERE id = :id AND state = 'submitting'
+            WHERE id = :id AND state = ANY(:from_states)
             RETURNING id
             """
         ),
-        {"id": order_id, "error": error[:1000], "delay": delay_seconds},
+        {"id": order_id, "error": error[:1000], "delay": delay_seconds, "from_states": list(from_states)},
     )
     return result.first() is not None
 
@@ -191,7 +230,7 @@ async def expired_queued_order_ids(conn: Executor, max_age_seconds: float, limit
             """
             SELECT id FROM orders
             WHERE state = 'queued' AND created_at < now() - make_interval(secs => :age)
-            ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
+            ORDER BY id LIMIT :limit
             """
         ),
         {"age": max_age_seconds, "limit": limit},
@@ -231,70 +270,135 @@ async def claim_orders_to_check(conn: Executor, limit: int, lease_seconds: float
                 ORDER BY last_checked_at NULLS FIRST, id DESC
                 LIMIT :limit FOR UPDATE SKIP LOCKED
             )
-            RETURNING id, provider_id, upstream_order_id, created_at
+            RETURNING id, provider_id, upstream_order_id, created_at, charge, quantity, held_checks
             """
         ),
         {"limit": limit, "lease": lease_seconds},
     )
-    return [OrderToCheck(row.id, row.provider_id, row.upstream_order_id, row.created_at) for row in rows]
+    return [
+        OrderToCheck(
+            row.id, row.provider_id, row.upstream_order_id, row.created_at, row.charge, row.quantity, row.held_checks
+        )
+        for row in rows
+    ]
 
 
-async def apply_progress(
-    conn: Executor,
+_RECORD_ANOMALIES = """
+    INSERT INTO order_anomalies (order_id, kind, detail)
+    SELECT :id, kind, detail FROM unnest(CAST(:kinds AS text[]), CAST(:details AS text[])) AS a(kind, detail)
+    ON CONFLICT (order_id, kind, detail) DO UPDATE
+        SET times = order_anomalies.times + 1, last_seen_at = now()
+"""
+
+# One status answer for one order, all in one statement (atomic on its own, so one order's answer
+# never waits for or rolls back another's): progress, the final status with its refund exactly
+# once (credit + ledger entry, guarded by ``refunded = 0`` and the ledger's unique index), a held
+# final status, and the anomalies seen in the answer.
+APPLY_STATUS = text(
+    f"""
+    WITH progressed AS (
+        UPDATE orders SET
+            status = COALESCE(CAST(:status AS varchar), status),
+            status_raw = :raw,
+            start_count = COALESCE(CAST(:start_count AS bigint), start_count),
+            remains = COALESCE(CAST(:remains AS bigint), remains),
+            upstream_charge = COALESCE(CAST(:upstream_charge AS numeric), upstream_charge),
+            refunded = CAST(:refund AS numeric),
+            held_status = CAST(:held AS varchar),
+            held_checks = CASE WHEN CAST(:held AS varchar) IS NULL THEN 0 ELSE held_checks + 1 END,
+            last_checked_at = now(),
+            last_error = NULL,
+            next_check_at = CASE WHEN CAST(:stop_asking AS boolean) THEN NULL
+                                 ELSE now() + make_interval(secs => :delay) END,
+            completed_at = CASE WHEN CAST(:ends AS boolean) THEN now() ELSE completed_at END,
+            updated_at = now()
+        WHERE id = :id AND state = 'placed' AND status NOT IN ('Completed', 'Partial', 'Canceled') AND refunded = 0
+        RETURNING customer_id
+    ),
+    credit AS (
+        UPDATE customers SET balance = balance + CAST(:refund AS numeric), updated_at = now()
+        WHERE id = (SELECT customer_id FROM progressed) AND CAST(:refund AS numeric) > 0
+        RETURNING id, balance
+    ),
+    entry AS (
+        INSERT INTO ledger_entries (customer_id, kind, amount, balance_after, order_id, note)
+        SELECT id, 'refund', CAST(:refund AS numeric), balance, :id, :note FROM credit
+    ),
+    noted AS ({_RECORD_ANOMALIES})
+    SELECT (SELECT count(*) FROM progressed) AS applied, (SELECT count(*) FROM credit) AS refunded
+    """  # noqa: S608 - composed of constants only
+)
+
+
+class Applied(NamedTuple):
+    applied: bool
+    refunded: bool
+
+
+async def apply_status(
+    hot: HotPathPool,
     order_id: int,
-    status: str | None,
-    raw_status: str,
-    start_count: int | None,
-    remains: int | None,
-    upstream_charge: Decimal | None,
+    update: StatusUpdate,
     next_check_seconds: float,
-) -> Row[Any] | None:
-    """Record a status answer. A terminal status is applied only once and never moves back;
-    returns the order's money facts when this call made it terminal, else None."""
-    result = await conn.execute(
-        text(
-            """
-            UPDATE orders SET
-                status = COALESCE(CAST(:status AS varchar), status),
-                status_raw = :raw,
-                start_count = COALESCE(CAST(:start_count AS bigint), start_count),
-                remains = COALESCE(CAST(:remains AS bigint), remains),
-                upstream_charge = COALESCE(CAST(:upstream_charge AS numeric), upstream_charge),
-                last_checked_at = now(),
-                last_error = NULL,
-                next_check_at = now() + make_interval(secs => :delay),
-                completed_at = CASE WHEN CAST(:status AS varchar) IN ('Completed', 'Partial', 'Canceled') THEN now() ELSE completed_at END,
-                updated_at = now()
-            WHERE id = :id AND state = 'placed' AND status NOT IN ('Completed', 'Partial', 'Canceled')
-            RETURNING status, charge, quantity, remains
-            """
-        ),
-        {
-            "id": order_id,
-            "status": status,
-            "raw": raw_status[:200],
-            "start_count": start_count,
-            "remains": remains,
-            "upstream_charge": upstream_charge,
-            "delay": next_check_seconds,
-        },
+) -> Applied:
+    """Apply one read status answer to one order (see :data:`APPLY_STATUS`)."""
+    row = await hot.fetchrow(
+        APPLY_STATUS,
+        id=order_id,
+        status=update.status,
+        raw=update.raw_status[:200],
+        start_count=update.start_count,
+        remains=update.remains,
+        upstream_charge=update.upstream_charge,
+        refund=update.refund if update.ends else Decimal(0),
+        held=update.held,
+        stop_asking=update.held is not None and update.asks_left == 0,
+        ends=update.ends,
+        delay=next_check_seconds,
+        note=f"upstream status {update.status}",
+        kinds=[a.kind for a in update.anomalies],
+        details=[a.detail for a in update.anomalies],
     )
-    row = result.first()
-    if row is None or status not in ("Completed", "Partial", "Canceled"):
-        return None
-    return row
+    return Applied(bool(row and row["applied"]), bool(row and row["refunded"]))
 
 
-async def note_check_problem(conn: Executor, order_id: int, error: str, next_check_seconds: float) -> None:
-    await conn.execute(
-        text(
-            """
-            UPDATE orders SET last_error = :error, last_checked_at = now(),
-                              next_check_at = now() + make_interval(secs => :delay)
-            WHERE id = :id AND state = 'placed'
-            """
-        ),
-        {"id": order_id, "error": error[:1000], "delay": next_check_seconds},
+RECORD_ANOMALIES = text(_RECORD_ANOMALIES)
+
+
+async def record_anomalies(conn: Executor, order_id: int, anomalies: Sequence[Anomaly]) -> None:
+    """Keep what made no sense about an order (the same anomaly again only bumps its count)."""
+    if anomalies:
+        await conn.execute(
+            RECORD_ANOMALIES,
+            {"id": order_id, "kinds": [a.kind for a in anomalies], "details": [a.detail[:200] for a in anomalies]},
+        )
+
+
+NOTE_CHECK_PROBLEM = text(
+    f"""
+    WITH noted_order AS (
+        UPDATE orders SET last_error = :error, last_checked_at = now(),
+                          next_check_at = now() + make_interval(secs => :delay)
+        WHERE id = :id AND state = 'placed'
+    ),
+    noted AS ({_RECORD_ANOMALIES})
+    SELECT 1
+    """  # noqa: S608 - composed of constants only
+)
+
+
+async def note_check_problem(
+    hot: HotPathPool, order_id: int, error: str, next_check_seconds: float, anomalies: Sequence[Anomaly] = ()
+) -> None:
+    """The upstream answered nothing usable for this order (a per-id error, or an answer the
+    database refused): say so on the order, keep the anomaly, and ask again later."""
+    await hot.fetchrow(
+        NOTE_CHECK_PROBLEM,
+        id=order_id,
+        error=error[:1000],
+        delay=next_check_seconds,
+        kinds=[a.kind for a in anomalies],
+        details=[a.detail for a in anomalies],
     )
 
 

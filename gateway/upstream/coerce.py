@@ -14,13 +14,12 @@ from decimal import Decimal, InvalidOperation
 from gateway.upstream.types import OrderState, RefillState
 
 __all__ = [
+    "is_no_value",
     "order_state",
     "refill_state",
     "to_bool",
     "to_decimal",
     "to_int",
-    "to_optional_decimal",
-    "to_optional_int",
 ]
 
 # Values some panels put where a number is not known (yet): they mean "no value", not zero.
@@ -50,6 +49,9 @@ _REFILL_SPELLINGS: dict[str, RefillState] = {
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
+# Counts and ids beyond this many digits are nonsense; refusing them early also keeps ``int()``
+# from building an integer of millions of digits out of a few bytes like "1e999999999".
+MAX_INT_DIGITS = 30
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
@@ -76,34 +78,16 @@ def to_decimal(value: object) -> Decimal:
 def to_int(value: object) -> int:
     """An ``int`` from ``157``, ``"157"``, ``" 157 "`` or ``"50.000"``; refuses fractions."""
     number = to_decimal(value)
+    if number.adjusted() >= MAX_INT_DIGITS:
+        raise ValueError("a number out of range")
     if number != number.to_integral_value():
         raise ValueError(f"not a whole number: {number}")
     return int(number)
 
 
-def _is_no_value(value: object) -> bool:
+def is_no_value(value: object) -> bool:
+    """Whether a panel means "no value (yet)": absent, null, empty, ``"Unknown"``, ``"n/a"``..."""
     return value is None or (isinstance(value, str) and value.strip().lower() in _NO_VALUE)
-
-
-def to_optional_int(value: object) -> int | None:
-    """Like :func:`to_int`, but ``None``, ``""`` and ``"Unknown"`` (and anything unreadable) are
-    ``None``: an informational count must not make a whole status answer unreadable."""
-    if _is_no_value(value):
-        return None
-    try:
-        return to_int(value)
-    except ValueError:
-        return None
-
-
-def to_optional_decimal(value: object) -> Decimal | None:
-    """Like :func:`to_decimal`, with ``None`` for absent, empty, ``"Unknown"`` or unreadable."""
-    if _is_no_value(value):
-        return None
-    try:
-        return to_decimal(value)
-    except ValueError:
-        return None
 
 
 def to_bool(value: object) -> bool:

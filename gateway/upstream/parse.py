@@ -12,17 +12,17 @@ read in :mod:`gateway.upstream.shapes`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from gateway.upstream.coerce import (
+    is_no_value,
     order_state,
     refill_state,
     to_bool,
     to_decimal,
     to_int,
     to_optional_bool,
-    to_optional_decimal,
-    to_optional_int,
 )
 from gateway.upstream.errors import UpstreamRejected
 from gateway.upstream.shapes import (
@@ -63,20 +63,29 @@ __all__ = [
 ]
 
 logger = logging.getLogger("gateway.upstream")
+T = TypeVar("T")
 
 # --- add, balance ---------------------------------------------------------------------------
 
 
+# Upstream ids are stored as BIGINT: an id beyond it cannot be an id the gateway can follow.
+MAX_UPSTREAM_ID = 2**63 - 1
+
+
+def _upstream_id(value: object, what: str) -> int:
+    number = to_int(value)
+    if not 0 < number <= MAX_UPSTREAM_ID:
+        raise UnreadableAnswer(f"{what} {str(number)[:40]} is out of range")
+    return number
+
+
 def parse_add(answer: object, *, clean: Clean = identity) -> int:
     """``{"order": 23501}``, ``{"order": "23501"}``, ``[{"order": "1242"}]``,
-    ``{"status": "success", "order": 151}`` -> the upstream order id."""
+    ``{"status": "success", "order": 151}`` -> the upstream order id (positive, within BIGINT)."""
     obj = single_object(answer)
     if "order" not in obj:
         raise UnreadableAnswer("no order id in the answer")
-    order_id = to_int(obj["order"])
-    if order_id <= 0:
-        raise UnreadableAnswer(f"order id {order_id} is not positive")
-    return order_id
+    return _upstream_id(obj["order"], "order id")
 
 
 def parse_balance(answer: object, *, clean: Clean = identity) -> Balance:
@@ -119,14 +128,30 @@ def _order_status(value: object) -> OrderStatus | ItemError:
     if isinstance(raw, ItemError):
         return raw
     assert isinstance(value, dict)
+    unreadable: list[str] = []
     return OrderStatus(
         status=order_state(raw),
         raw_status=raw.strip(),
-        charge=to_optional_decimal(value.get("charge")),
-        start_count=to_optional_int(value.get("start_count")),
-        remains=to_optional_int(value.get("remains")),
+        charge=_optional_field(value, "charge", to_decimal, unreadable),
+        start_count=_optional_field(value, "start_count", to_int, unreadable),
+        remains=_optional_field(value, "remains", to_int, unreadable),
         currency=_optional_text(value.get("currency")),
+        unreadable=tuple(unreadable),
     )
+
+
+def _optional_field(obj: dict[str, object], name: str, read: Callable[[object], T], unreadable: list[str]) -> T | None:
+    """An informational field of a status item: None when absent or "no value"; None and a note
+    in ``unreadable`` when present but unreadable (one bad field must not make the whole status
+    answer unreadable)."""
+    value = obj.get(name)
+    if is_no_value(value):
+        return None
+    try:
+        return read(value)
+    except ValueError as exc:
+        unreadable.append(f"{name} {str(value)[:40]!r}: {exc}")
+        return None
 
 
 def parse_status(answer: object, *, clean: Clean = identity) -> OrderStatus:
@@ -210,10 +235,7 @@ def _refill_id(value: object) -> int | ItemError:
         raise UnreadableAnswer("no refill id")
     if isinstance(value, str) and not value.strip().isdigit():
         return ItemError(message_of(value))
-    refill_id = to_int(value)
-    if refill_id <= 0:
-        raise UnreadableAnswer(f"refill id {refill_id} is not positive")
-    return refill_id
+    return _upstream_id(value, "refill id")
 
 
 def parse_refill(answer: object, *, clean: Clean = identity) -> int:

@@ -63,7 +63,9 @@ class OrderStatus(msgspec.Struct, frozen=True, kw_only=True):
 
     ``status`` is ``None`` when the upstream used a spelling the adapter does not know; the raw
     text is always in ``raw_status`` so an operator can see it. Numeric fields the upstream left
-    out, sent empty or as ``"Unknown"`` are ``None``.
+    out, sent empty or as ``"Unknown"`` are ``None``; so are unreadable ones, which are also
+    named in ``unreadable``. Values are only parsed here, never judged: a negative or huge count
+    comes through as sent, and the orders domain decides what it means.
     """
 
     status: OrderState | None
@@ -72,6 +74,10 @@ class OrderStatus(msgspec.Struct, frozen=True, kw_only=True):
     start_count: int | None = None
     remains: int | None = None
     currency: str | None = None
+    # Fields that were present but unreadable ("abc", "12.5" for a count, 1e40): each a short,
+    # key-free note. Their value above is None, like an absent one; the note lets the caller tell
+    # "the panel did not say" from "the panel said something that makes no sense".
+    unreadable: tuple[str, ...] = ()
 
     @property
     def is_known(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from decimal import Decimal
 
@@ -9,6 +10,9 @@ import httpx
 
 from gateway.runtime import Runtime
 from tests.factories import make_customer, make_provider, make_service
+
+# One upstream order, one gateway order (a unique index): each test order gets its own upstream id.
+_UPSTREAM_IDS = itertools.count(1)
 
 
 async def _order(runtime: Runtime, customer_id: int, service_id: int, provider_id: int, **fields: object) -> int:
@@ -20,7 +24,7 @@ async def _order(runtime: Runtime, customer_id: int, service_id: int, provider_i
         "refunded": "0",
         "state": "placed",
         "status": "Completed",
-        "upstream_order_id": 1,
+        "upstream_order_id": next(_UPSTREAM_IDS),
         "created_at": None,
     }
     values.update(fields)

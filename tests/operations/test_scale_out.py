@@ -15,11 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.orders.sync import refund_for
 from gateway.runtime import Runtime
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.runner import SimulatorThread
-from tests.factories import make_customer
+from tests.factories import expected_refund, make_customer
 from tests.operations.conftest import shop
 from tests.processes import gateway, worker_process
 from tests.reliability.conftest import wait_for
@@ -112,7 +111,7 @@ async def test_two_apis_and_two_workers_share_one_database(runtime: Runtime, dat
         )
     }
     for order in orders:
-        expected = refund_for(order["status"], order["charge"], order["quantity"], order["remains"])
+        expected = expected_refund(order["status"], order["charge"], order["quantity"], order["remains"])
         assert order["refunded"] == expected, order
         entries, amount = refunds.get(order["id"], (0, Decimal(0)))
         assert entries == (1 if expected > 0 else 0), order

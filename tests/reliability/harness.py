@@ -16,7 +16,6 @@ from sqlalchemy import text
 
 from gateway.app import create_app
 from gateway.catalog.sync import sync_provider
-from gateway.money import partial_refund
 from gateway.orders.sync import check_statuses, sweep
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -24,7 +23,7 @@ from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.runner import RunningSimulator, running_simulator
 from gateway.worker import Worker
 from tests.conftest import ADMIN_TOKEN, serving
-from tests.factories import make_customer, make_provider
+from tests.factories import expected_refund, make_customer, make_provider
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # Default-type services of the simulator's catalog: (upstream id, min quantity).
@@ -184,12 +183,7 @@ class Bank:
                 )
             ).all()
         for order in orders:
-            if order.status == "Canceled":
-                assert order.refunded == order.charge, order
-            elif order.status == "Partial":
-                assert order.refunded == partial_refund(order.charge, order.quantity, order.remains or 0), order
-            elif order.status == "Completed":
-                assert order.refunded == 0, order
+            assert order.refunded == expected_refund(order.status, order.charge, order.quantity, order.remains), order
         placed = [o.upstream_order_id for o in orders if o.upstream_order_id is not None]
         assert len(placed) == len(set(placed))
         upstream_orders = {o.order_id for o in self.sim.state.orders()}

@@ -108,6 +108,10 @@ async def test_api_killed_while_placing(
             wait_for(lambda: db.value("SELECT state FROM orders") == "unknown", timeout=30)
             unknown = httpx.get(f"{gw.url}/admin/orders", params={"state": "unknown"}, headers=ADMIN).json()
             assert len(unknown) == 1
+            # What the operator needs survived the kill: when the send began, and that its outcome
+            # never came (the process stopped), so the upstream panel must be checked.
+            assert unknown[0]["submitted_at"] is not None
+            assert "stopped while sending" in unknown[0]["last_error"]
             # The restarted gateway keeps working and never re-sends the unknown order.
             assert "order" in _add(gw.url, key, service).json()
         assert sim.request_count("add") == adds_received + 1
@@ -154,5 +158,27 @@ async def test_worker_killed_around_a_refund(runtime: Runtime, database_url: str
             wait_for(lambda: db.value("SELECT last_checked_at FROM orders") is not None)
         assert db.value("SELECT count(*) FROM ledger_entries WHERE kind = 'refund'") == 1
         assert db.value("SELECT balance FROM customers") == Decimal("100")
+        assert sim.request_count("add") == 1
+        db.check_money()
+
+
+async def test_the_evidence_of_an_unknown_add_is_durable_when_it_is_recorded(
+    runtime: Runtime, database_url: str
+) -> None:
+    """Killed right after an unknown outcome was recorded: its upstream attempt is already in the
+    database (the call log of a send is written with its outcome, never left in a buffer)."""
+    db = Db(database_url)
+    with SimulatorThread(SimulatorConfig(speed=0)) as sim:
+        key, service = await _prepare(runtime, sim)
+        sim.set_faults(FaultRule(kind="drop", action="add", when="after"))
+        with gateway(database_url, worker=False, GATEWAY_FAILPOINTS="after_record") as gw:
+            with pytest.raises(httpx.TransportError):
+                _add(gw.url, key, service)
+            _killed(gw)
+        assert db.value("SELECT state FROM orders") == "unknown"
+        calls = db.fetch("SELECT action, outcome, order_id, created_at FROM upstream_calls")
+        assert [(c["action"], c["outcome"]) for c in calls] == [("add", "unknown")]
+        assert calls[0]["order_id"] == db.value("SELECT id FROM orders")
+        assert calls[0]["created_at"] >= db.value("SELECT submitted_at FROM orders")
         assert sim.request_count("add") == 1
         db.check_money()

@@ -66,7 +66,7 @@ def comparable(value: Any) -> Any:
         return comparable(msgspec.structs.asdict(value))
     if isinstance(value, dict):
         return {str(k): comparable(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [comparable(v) for v in value]
     if isinstance(value, Decimal):
         return format(value.normalize(), "f")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gateway.upstream import OrderState, RefillState
-from gateway.upstream.coerce import order_state, refill_state, to_bool, to_int, to_optional_int
+from gateway.upstream.coerce import is_no_value, order_state, refill_state, to_bool, to_int
 
 # --- statuses -----------------------------------------------------------------------------------
 
@@ -73,14 +73,14 @@ def test_to_int(raw: Any, expected: int) -> None:
     assert to_int(raw) == expected
 
 
-@pytest.mark.parametrize("raw", [True, "1.5", "abc", None, "Infinity", [1]])
+@pytest.mark.parametrize("raw", [True, "1.5", "abc", None, "Infinity", [1], "1e999999999", 10**40])
 def test_to_int_refuses(raw: Any) -> None:
     with pytest.raises(ValueError):
         to_int(raw)
 
 
-def test_optional_int_and_flags() -> None:
-    assert to_optional_int("Unknown") is None
-    assert to_optional_int("12") == 12
+def test_no_value_spellings_and_flags() -> None:
+    assert [is_no_value(v) for v in (None, "", " Unknown ", "n/a", "-", "null")] == [True] * 6
+    assert [is_no_value(v) for v in ("0", 0, "12", "abc")] == [False] * 4
     assert [to_bool(v) for v in (True, 1, "1", "true", "Yes")] == [True] * 5
     assert [to_bool(v) for v in (False, 0, "0", None, "maybe", 2)] == [False] * 6
