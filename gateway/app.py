@@ -29,6 +29,7 @@ from gateway.admin.catalog import CustomerRateController, MarkupRuleController, 
 from gateway.admin.customers import CustomerController
 from gateway.admin.orders import OrderController
 from gateway.admin.providers import ProviderController
+from gateway.admin.refills import RefillController
 from gateway.admin.reports import ReportController
 from gateway.admin.system import system_info
 from gateway.admin.tokens import AuditController, TokenController
@@ -129,6 +130,7 @@ def admin_router() -> Router:
             CustomerRateController,
             CustomerController,
             OrderController,
+            RefillController,
             ReportController,
             TokenController,
             AuditController,

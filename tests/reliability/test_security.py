@@ -54,7 +54,16 @@ async def test_every_admin_route_refuses_without_the_token(client: httpx.AsyncCl
         if not path.startswith("/admin"):
             continue
         concrete = path.replace("{", "").replace("}", "")
-        for segment in ("provider_id", "service_id", "customer_id", "order_id", "rule_id", "token_id", "group"):
+        for segment in (
+            "provider_id",
+            "service_id",
+            "customer_id",
+            "order_id",
+            "refill_id",
+            "rule_id",
+            "token_id",
+            "group",
+        ):
             concrete = concrete.replace(segment, "1")
         for method in operations:
             for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic YWRtaW46YWRtaW4="}):

@@ -9,6 +9,7 @@ import * as customers from "./pages/customers.js";
 import * as dashboard from "./pages/dashboard.js";
 import * as order from "./pages/order.js";
 import * as orders from "./pages/orders.js";
+import * as refills from "./pages/refills.js";
 import * as signin from "./pages/signin.js";
 
 const ROUTES = [
@@ -19,6 +20,8 @@ const ROUTES = [
   [/^\/catalog$/, catalog, "catalog"],
   [/^\/orders$/, orders, "orders"],
   [/^\/orders\/(\d+)$/, order, "orders"],
+  [/^\/refills$/, refills, "refills"],
+  [/^\/refills\/(\d+)$/, refills.detail, "refills"],
 ];
 const HOME = "#/dashboard";
 

@@ -107,7 +107,7 @@ function balancesTable(balances) {
 
 export async function render() {
   const p = periods();
-  const [system, today, month, daily, balances, queued, unknown, stuck] = await Promise.all([
+  const [system, today, month, daily, balances, queued, unknown, stuck, held, anomalous, unknownRefills] = await Promise.all([
     get("/system"),
     get("/reports/summary", p.today),
     get("/reports/summary", p.month),
@@ -116,6 +116,9 @@ export async function render() {
     get("/orders", { state: "queued", limit: LIST_LIMIT }),
     get("/orders", { state: "unknown", limit: LIST_LIMIT }),
     get("/orders/stuck", { older_than: STUCK_SECONDS, limit: LIST_LIMIT }),
+    get("/orders", { held: true, limit: LIST_LIMIT }),
+    get("/orders", { anomalies: true, limit: LIST_LIMIT }),
+    get("/refills", { state: "unknown", limit: LIST_LIMIT }),
   ]);
   const currency = system.currency;
   const days = fillDays(daily, p.last30.first);
@@ -148,6 +151,15 @@ export async function render() {
         attention("queued (not yet sent upstream)", count(queued), "#/orders?state=queued", "count-queued"),
         attention("unknown outcome (resolve by hand)", count(unknown), "#/orders?state=unknown", "count-unknown"),
         attention("stuck (unfinished after 1 hour)", count(stuck), `#/orders?stuck=${STUCK_SECONDS}`, "count-stuck"),
+        attention(
+          "waiting for a refund decision (settle by hand)",
+          count(held),
+          "#/orders?held=true",
+          "count-held",
+          "the upstream ended them without saying how much was delivered",
+        ),
+        attention("with upstream anomalies", count(anomalous), "#/orders?anomalies=true", "count-anomalies"),
+        attention("refills with an unknown outcome (resolve by hand)", count(unknownRefills), "#/refills", "count-unknown-refills"),
       ),
     ),
     h(

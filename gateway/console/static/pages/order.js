@@ -1,9 +1,11 @@
-// One order: its fields, ledger entries and upstream calls; resolve it when its outcome is unknown,
-// retry it when it is queued.
+// One order: its fields, ledger entries, upstream calls and anomalies; resolve it when its outcome is
+// unknown, settle it when its refund waits for a decision, retry it when it is queued.
 
 import { get, post } from "../api.js";
-import { announce, append, busy, confirmAction, dash, facts, field, h, showError, table, time } from "../dom.js";
+import { announce, append, badge, busy, confirmAction, dash, facts, field, h, showError, table, time } from "../dom.js";
 import { stateBadge } from "./orders.js";
+
+const FINAL = ["Completed", "Partial", "Canceled"];
 
 export const title = "Order";
 
@@ -22,11 +24,13 @@ function orderFacts(o) {
     ["Refunded", `${o.refunded} ${o.currency}`, "order-refunded"],
     ["Status", o.status_raw && o.status_raw !== o.status ? `${o.status} (upstream: ${o.status_raw})` : o.status, "order-status"],
     ["State", stateBadge(o.state), "order-state"],
+    ["Held final status", o.held_status ? badge(`${o.held_status}: waiting for a refund decision`, "bad") : "—", "order-held"],
     ["Start count", dash(o.start_count)],
     ["Remains", dash(o.remains)],
     ["Send attempts", String(o.attempts)],
     ["Last error", dash(o.last_error)],
     ["Created", time(o.created_at)],
+    ["Send started", time(o.submitted_at), "order-submitted"],
     ["Placed", time(o.placed_at)],
     ["Completed", time(o.completed_at)],
     ["Last checked", time(o.last_checked_at)],
@@ -89,6 +93,94 @@ function resolveForm(o, onDone) {
   return form;
 }
 
+function settleForm(o, onDone) {
+  const byRemains = h("input", { type: "radio", name: "settle-by", value: "remains", id: "settle-by-remains", checked: true });
+  const byRefund = h("input", { type: "radio", name: "settle-by", value: "refund", id: "settle-by-refund" });
+  const remains = h("input", { id: "settle-remains", inputmode: "numeric", autocomplete: "off", "data-field": "remains" });
+  const refund = h("input", { id: "settle-refund", inputmode: "decimal", autocomplete: "off", "data-field": "refund", disabled: true });
+  const note = h("input", { id: "settle-note", maxlength: 500, autocomplete: "off", "data-field": "note" });
+  const sync = () => {
+    remains.disabled = byRefund.checked;
+    refund.disabled = byRemains.checked;
+  };
+  byRemains.addEventListener("change", sync);
+  byRefund.addEventListener("change", sync);
+  const held = o.held_status
+    ? `The upstream says ${o.held_status} but did not say how much was delivered, so nothing was refunded and the customer still sees ${o.status}.`
+    : "The upstream no longer tells how this order ends (for example it answers \"Incorrect order ID\"). Settle it once you know.";
+  const form = h(
+    "form",
+    { class: "card", novalidate: true, "aria-labelledby": "settle-title" },
+    h("h2", { id: "settle-title" }, o.held_status ? "Decide the refund" : "Settle this order"),
+    h("p", {}, held, " Check the upstream panel, then enter what was not delivered, or the amount to give back."),
+    h(
+      "fieldset",
+      {},
+      h("legend", {}, "Settle by"),
+      h("label", { class: "choice", for: "settle-by-remains" }, byRemains, `Units not delivered (of ${o.quantity})`),
+      h("label", { class: "choice", for: "settle-by-refund" }, byRefund, `Amount to refund (at most ${o.charge} ${o.currency})`),
+    ),
+    field("Units not delivered", remains, "0: delivered in full (Completed); all: nothing delivered (Canceled, whole charge back)."),
+    field(`Refund (${o.currency})`, refund),
+    field("Note for the ledger (optional)", note),
+    h("button", { type: "submit" }, "Settle order"),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = {};
+    let what;
+    if (byRemains.checked) {
+      const value = remains.value.trim();
+      if (!/^\d+$/.test(value) || Number(value) > o.quantity) {
+        remains.setAttribute("aria-invalid", "true");
+        showError(new Error(`Enter the units not delivered: a whole number from 0 to ${o.quantity}.`));
+        remains.focus();
+        return;
+      }
+      body.remains = Number(value);
+      what = `${value} of ${o.quantity} units not delivered: the customer gets that part of ${o.charge} ${o.currency} back, rounded down.`;
+    } else {
+      const value = refund.value.trim();
+      if (!/^\d+(\.\d{1,5})?$/.test(value)) {
+        refund.setAttribute("aria-invalid", "true");
+        showError(new Error("Enter the refund as a decimal amount, e.g. 0.36."));
+        refund.focus();
+        return;
+      }
+      body.refund = value;
+      what = `The customer gets ${value} ${o.currency} back.`;
+    }
+    if (note.value.trim()) body.note = note.value.trim();
+    const sure = await confirmAction("Settle the order?", `${what} The order ends; this cannot be undone.`, "Settle order", { danger: true });
+    if (!sure) return;
+    await busy(form, async () => {
+      const settled = await post(`/orders/${o.id}/settle`, body);
+      await onDone(`Order #${o.id} settled: ${settled.status}, ${settled.refunded} ${settled.currency} refunded.`);
+    });
+  });
+  return form;
+}
+
+function anomaliesSection(anomalies) {
+  return h(
+    "section",
+    { "aria-labelledby": "order-anomalies-title" },
+    h("h2", { id: "order-anomalies-title" }, "Upstream anomalies"),
+    table(
+      "Values from the upstream that made no sense (the order is still followed)",
+      [
+        { label: "Kind", cell: (a) => a.kind },
+        { label: "What was sent", cell: (a) => a.detail },
+        { label: "Times", cell: (a) => String(a.times), num: true },
+        { label: "First seen", cell: (a) => time(a.first_seen_at) },
+        { label: "Last seen", cell: (a) => time(a.last_seen_at) },
+      ],
+      anomalies,
+      { id: "order-anomalies", empty: "None." },
+    ),
+  );
+}
+
 function retrySection(o, onDone) {
   const retry = h("button", { type: "button", id: "retry-order" }, "Retry now");
   retry.addEventListener("click", () =>
@@ -123,7 +215,13 @@ export async function render({ match, isCurrent }) {
       h("h1", { tabindex: "-1" }, `Order #${o.id}`),
       orderFacts(o),
       o.state === "unknown" ? resolveForm(o, after) : null,
+      o.state === "placed" && !FINAL.includes(o.status)
+        ? o.held_status
+          ? settleForm(o, after)
+          : h("details", { id: "settle-by-hand" }, h("summary", {}, "Settle by hand (when the upstream no longer answers for it)"), settleForm(o, after))
+        : null,
       o.state === "queued" ? retrySection(o, after) : null,
+      anomaliesSection(detail.anomalies),
       h(
         "section",
         { "aria-labelledby": "order-ledger-title" },

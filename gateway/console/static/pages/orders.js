@@ -9,7 +9,7 @@ export const title = "Orders";
 const PAGE = 100;
 export const STATUSES = ["Pending", "In progress", "Processing", "Completed", "Partial", "Canceled"];
 export const STATES = ["queued", "submitting", "placed", "unknown", "failed", "canceled"];
-const FILTERS = ["status", "state", "customer_id", "provider_id"];
+const FILTERS = ["status", "state", "customer_id", "provider_id", "held", "anomalies"];
 
 export function stateBadge(state) {
   const kind = { placed: "ok", unknown: "bad", queued: "warn", submitting: "warn", failed: "muted", canceled: "muted" }[state] || "muted";
@@ -27,9 +27,10 @@ const COLUMNS = [
   { label: "Charge", cell: (o) => o.charge, num: true },
   { label: "Cost", cell: (o) => o.cost, num: true },
   { label: "Status", cell: (o) => o.status },
-  { label: "State", cell: (o) => stateBadge(o.state) },
+  { label: "State", cell: (o) => (o.held_status ? [stateBadge(o.state), " ", badge(`held: ${o.held_status}`, "bad")] : stateBadge(o.state)) },
   { label: "Remains", cell: (o) => dash(o.remains), num: true },
   { label: "Upstream ID", cell: (o) => dash(o.upstream_order_id), num: true },
+  { label: "Anomalies", cell: (o) => (o.anomalies ? badge(String(o.anomalies), "warn") : "0"), num: true },
 ];
 
 function filterForm(params, providers, navigate) {
@@ -40,6 +41,22 @@ function filterForm(params, providers, navigate) {
     id: "filter-provider",
     value: params.get("provider_id") || "",
   });
+  const held = select(
+    [
+      ["", "Any"],
+      ["true", "Waiting for a refund decision"],
+      ["false", "Not waiting"],
+    ],
+    { id: "filter-held", value: params.get("held") || "" },
+  );
+  const anomalies = select(
+    [
+      ["", "Any"],
+      ["true", "With anomalies"],
+      ["false", "Without anomalies"],
+    ],
+    { id: "filter-anomalies", value: params.get("anomalies") || "" },
+  );
   const form = h(
     "form",
     { class: "filters", role: "search", "aria-label": "Filter orders" },
@@ -47,6 +64,8 @@ function filterForm(params, providers, navigate) {
     field("State", state),
     field("Customer ID", customer),
     field("Provider", provider),
+    field("Refund decision", held),
+    field("Upstream anomalies", anomalies),
     h("button", { type: "submit" }, "Apply filters"),
     h("a", { href: "#/orders" }, "Clear"),
     h("a", { href: "#/orders?stuck=3600" }, "Stuck orders"),
@@ -54,7 +73,14 @@ function filterForm(params, providers, navigate) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const query = new URLSearchParams();
-    const values = { status: status.value, state: state.value, customer_id: customer.value.trim(), provider_id: provider.value };
+    const values = {
+      status: status.value,
+      state: state.value,
+      customer_id: customer.value.trim(),
+      provider_id: provider.value,
+      held: held.value,
+      anomalies: anomalies.value,
+    };
     for (const name of FILTERS) if (values[name]) query.set(name, values[name]);
     const text = query.toString();
     navigate(text ? `#/orders?${text}` : "#/orders");
@@ -62,8 +88,15 @@ function filterForm(params, providers, navigate) {
   return form;
 }
 
+const DESCRIBED = {
+  held: { true: "a refund decision waiting", false: "no refund decision waiting" },
+  anomalies: { true: "upstream anomalies", false: "no upstream anomalies" },
+};
+
 function describe(params) {
-  const parts = FILTERS.filter((n) => params.get(n)).map((n) => `${n.replace("_id", "")} ${params.get(n)}`);
+  const parts = FILTERS.filter((n) => params.get(n)).map((n) =>
+    DESCRIBED[n] ? DESCRIBED[n][params.get(n)] || `${n} ${params.get(n)}` : `${n.replace("_id", "")} ${params.get(n)}`,
+  );
   return parts.length ? `Orders with ${parts.join(", ")}, newest first` : "All orders, newest first";
 }
 
