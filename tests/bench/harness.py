@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -194,8 +195,12 @@ class Seed:
 
 
 def mock_upstream() -> httpx.MockTransport:
-    """An upstream that answers every ``add`` at once with a fresh order id (nothing else is asked)."""
-    counter = iter(range(1_000_000, sys.maxsize))
+    """An upstream that answers every ``add`` at once with a fresh order id (nothing else is asked).
+
+    Ids are unique across processes (the process id in the high bits), as a real panel's are: the
+    gateway refuses a second order with an upstream id another order already has.
+    """
+    counter = itertools.count((os.getpid() << 32) + 1)
 
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"order": next(counter)})
