@@ -32,7 +32,9 @@ def _refuse_duplicate_upstream_ids() -> None:
         .all()
     )
     if rows:
-        listed = "; ".join(f"provider {r.provider_id} upstream order {r.upstream_order_id}: orders {r.ids}" for r in rows)
+        listed = "; ".join(
+            f"provider {r.provider_id} upstream order {r.upstream_order_id}: orders {r.ids}" for r in rows
+        )
         raise RuntimeError(
             "orders share an upstream order id, so one upstream answer would apply to several of them: "
             f"{listed}. Check each upstream order in the provider's panel, set the wrong orders'"

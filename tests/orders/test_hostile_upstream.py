@@ -553,9 +553,9 @@ async def test_a_record_whose_commit_landed_is_not_recorded_twice(shop: Shop, fa
     if fault is not None:
         shop.sim.set_faults(fault)
     failpoints.arm("record_outcome_answer_lost", "error", times=1)
-    order_id = (await shop.v2(action="add", service=shop.services[FOLLOWERS], link="https://i.com/lost", quantity=1000))[
-        "order"
-    ]
+    order_id = (
+        await shop.v2(action="add", service=shop.services[FOLLOWERS], link="https://i.com/lost", quantity=1000)
+    )["order"]
     assert order_id in shop.runtime.pending_outcomes.items
     assert await record_pending(shop.runtime) == 0
     row = await shop.order(order_id)
