@@ -318,7 +318,7 @@ async def test_an_order_id_beyond_bigint_is_an_unknown_outcome(shop: Shop) -> No
 
 async def test_resolving_with_an_upstream_id_another_order_has_is_refused(shop: Shop) -> None:
     first, first_upstream = await _place(shop)
-    shop.sim.set_faults(FaultRule(kind="hang", action="add"))
+    shop.sim.set_faults(FaultRule(kind="drop", action="add", when="after"))
     unknown = (await shop.v2(action="add", service=shop.services[FOLLOWERS], link="https://i.com/u", quantity=1000))[
         "order"
     ]
@@ -386,7 +386,7 @@ async def test_a_late_record_on_an_order_the_operator_resolved_is_an_anomaly(sho
 
 async def test_unknown_outcomes_carry_their_upstream_calls_at_once(shop: Shop) -> None:
     """The evidence is written with the outcome, not buffered for a second."""
-    shop.sim.set_faults(FaultRule(kind="hang", action="add"))
+    shop.sim.set_faults(FaultRule(kind="drop", action="add", when="after"))
     order_id = (await shop.v2(action="add", service=shop.services[FOLLOWERS], link="https://i.com/e", quantity=1000))[
         "order"
     ]
@@ -547,7 +547,7 @@ async def test_the_database_going_away_after_an_accepted_add(server_url: str, da
             assert sim.request_count("add") == 1
 
 
-@pytest.mark.parametrize("fault", [None, FaultRule(kind="hang", action="add")])
+@pytest.mark.parametrize("fault", [None, FaultRule(kind="drop", action="add", when="after")])
 async def test_a_record_whose_commit_landed_is_not_recorded_twice(shop: Shop, fault: FaultRule | None) -> None:
     """The database committed the outcome, then the connection died before it said so."""
     if fault is not None:
