@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from gateway.app import create_app
 from gateway.catalog.sync import sync_provider
+from gateway.orders.sync import check_statuses
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.simulator.config import SimulatorConfig
@@ -49,6 +50,15 @@ class Shop:
     async def execute(self, sql: str, **params: Any) -> None:
         async with self.runtime.engine.begin() as conn:
             await conn.execute(text(sql), params)
+
+    async def sync_statuses(self) -> int:
+        """Make every followed order due and run one pass of the status sync; how many were checked.
+        (Orders a held final status stopped asking about stay where they are.)"""
+        await self.execute(
+            "UPDATE orders SET next_check_at = now() WHERE state = 'placed' AND next_check_at IS NOT NULL"
+        )
+        book = await self.runtime.catalog.book()
+        return await check_statuses(self.runtime, book.providers)
 
     async def check_money(self) -> None:
         """The invariants: every balance equals its ledger sum and is never negative; refunds

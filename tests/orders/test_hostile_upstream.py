@@ -50,12 +50,6 @@ async def _place(shop: Shop, quantity: int = 1000, link: str = "https://i.com/h"
     return answer["order"], row.upstream_order_id
 
 
-async def _sync(shop: Shop) -> int:
-    await shop.execute("UPDATE orders SET next_check_at = now() WHERE state = 'placed' AND next_check_at IS NOT NULL")
-    book = await shop.runtime.catalog.book()
-    return await check_statuses(shop.runtime, book.providers)
-
-
 async def _anomalies(shop: Shop, order_id: int) -> dict[str, str]:
     detail = (await shop.client.get(f"/admin/orders/{order_id}", headers=ADMIN)).json()
     return {a["kind"]: a["detail"] for a in detail["anomalies"]}
@@ -82,7 +76,7 @@ async def test_one_poisoned_order_among_many_never_holds_back_the_others(shop: S
     state.sloppy_status(ups[weird], {"status": "Paused by moderator"})
     state.force_order(ups[ok], "Completed")
 
-    assert await _sync(shop) == 8
+    assert await shop.sync_statuses() == 8
 
     rows = {order_id: await shop.order(order_id) for order_id, _ in orders}
     # The good news is applied, refunds exact and at once.
@@ -107,7 +101,7 @@ async def test_one_poisoned_order_among_many_never_holds_back_the_others(shop: S
         assert rows[order_id].next_check_at is not None
         assert rows[order_id].last_checked_at is not None
     # The same hostile value again is the same anomaly, counted.
-    assert await _sync(shop) == 5
+    assert await shop.sync_statuses() == 5
     detail = (await shop.client.get(f"/admin/orders/{neg}", headers=ADMIN)).json()
     assert [(a["kind"], a["times"]) for a in detail["anomalies"]] == [("negative_remains", 2)]
     assert detail["order"]["anomalies"] == 1
@@ -122,19 +116,19 @@ async def test_one_poisoned_order_among_many_never_holds_back_the_others(shop: S
 async def test_partial_without_a_remains_is_never_refunded_from_a_guess(shop: Shop, sloppy: dict[str, Any]) -> None:
     order_id, upstream_id = await _place(shop, 1000)
     shop.sim.state.force_order(upstream_id, "In progress", remains=600)
-    await _sync(shop)  # the gateway has seen remains 600: the old code refunded from that later
+    await shop.sync_statuses()  # the gateway has seen remains 600: the old code refunded from that later
     shop.sim.state.force_order(upstream_id, "Partial", remains=600)
     shop.sim.state.sloppy_status(upstream_id, sloppy.get("fields"), omit=sloppy.get("omit", ()))
 
     for ask in range(1, HELD_ASKS + 1):
-        assert await _sync(shop) == 1
+        assert await shop.sync_statuses() == 1
         row = await shop.order(order_id)
         # Held: the customer still sees the order running, nothing refunded, asked again later.
         assert (row.status, row.refunded, row.held_status, row.held_checks) == ("In progress", 0, "Partial", ask)
         status = await shop.v2(action="status", order=order_id)
         assert (status["status"], status["charge"]) == ("In progress", "0.45")
     assert row.next_check_at is None  # asked enough: it waits for the operator
-    assert await _sync(shop) == 0
+    assert await shop.sync_statuses() == 0
     assert "partial_without_remains" in await _anomalies(shop, order_id)
     held = (await shop.client.get("/admin/orders", params={"held": "true"}, headers=ADMIN)).json()
     assert [o["id"] for o in held] == [order_id]
@@ -148,7 +142,7 @@ async def test_partial_without_a_remains_is_never_refunded_from_a_guess(shop: Sh
     audit = (await shop.client.get("/admin/audit", headers=ADMIN)).json()
     assert any(e["action"] == "order.settle" and e["entity_id"] == str(order_id) for e in audit)
     # Settled is final: the sync leaves it alone, a second settlement is refused.
-    assert await _sync(shop) == 0
+    assert await shop.sync_statuses() == 0
     again = await shop.client.post(f"/admin/orders/{order_id}/settle", json={"remains": 1}, headers=ADMIN)
     assert again.status_code == 409
     await shop.check_money()
@@ -158,10 +152,10 @@ async def test_a_held_status_is_applied_once_the_upstream_gives_a_remains(shop: 
     order_id, upstream_id = await _place(shop, 2000)
     shop.sim.state.force_order(upstream_id, "Partial", remains=500)
     shop.sim.state.sloppy_status(upstream_id, omit=["remains"])
-    await _sync(shop)
+    await shop.sync_statuses()
     assert (await shop.order(order_id)).held_status == "Partial"
     shop.sim.state.clear_sloppy_status(upstream_id)
-    await _sync(shop)
+    await shop.sync_statuses()
     row = await shop.order(order_id)
     assert (row.status, row.held_status, row.held_checks, row.remains) == ("Partial", None, 0, 500)
     assert row.refunded == D("0.225")  # 0.90 × 500 / 2000
@@ -175,7 +169,7 @@ async def test_canceled_after_partial_delivery_refunds_only_the_undelivered_part
     shop.sim.state.sloppy_status(up_some, {"remains": "300"})
     shop.sim.state.force_order(up_all, "Canceled")
     shop.sim.state.sloppy_status(up_all, {"remains": "0"})
-    await _sync(shop)
+    await shop.sync_statuses()
     some = await shop.order(delivered_some)
     assert (some.status, some.status_raw, some.refunded, some.remains) == ("Partial", "Canceled", D("0.135"), 300)
     contradictory = await shop.order(delivered_all)
@@ -198,7 +192,7 @@ async def test_partial_with_a_contradictory_remains_is_held(shop: Shop) -> None:
     shop.sim.state.sloppy_status(up_zero, {"remains": 0})
     shop.sim.state.force_order(up_above, "Partial", remains=10)
     shop.sim.state.sloppy_status(up_above, {"remains": 5000})
-    await _sync(shop)
+    await shop.sync_statuses()
     for order_id in (zero, above):
         row = await shop.order(order_id)
         assert (row.held_status, row.refunded) == ("Partial", 0)
@@ -213,7 +207,7 @@ async def test_a_value_the_database_refuses_stays_on_its_own_order(shop: Shop) -
     await shop.execute("ALTER TABLE orders ADD CONSTRAINT test_no_666 CHECK (start_count IS DISTINCT FROM 666)")
     shop.sim.state.force_order(up_poisoned, "In progress", remains=10, start_count=666)
     shop.sim.state.force_order(up_canceled, "Canceled")
-    await _sync(shop)
+    await shop.sync_statuses()
     row = await shop.order(poisoned)
     assert row.last_error.startswith("the upstream's answer could not be stored: ")
     assert "test_no_666" in row.last_error
@@ -282,7 +276,7 @@ async def test_anomalies_and_held_orders_are_in_the_metrics(shop: Shop) -> None:
     _held, up_held = await _place(shop)
     shop.sim.state.force_order(up_held, "Partial", remains=10)
     shop.sim.state.sloppy_status(up_held, omit=["remains"])
-    await _sync(shop)
+    await shop.sync_statuses()
     metrics = (await shop.client.get("/metrics")).text
     assert "gateway_orders_held 1.0" in metrics
     assert 'gateway_order_anomalies_total{kind="partial_without_remains"} 1.0' in metrics
@@ -302,7 +296,7 @@ async def test_an_upstream_order_id_reused_by_the_upstream_leaves_the_second_ord
     assert "duplicate_upstream_order_id" in await _anomalies(shop, second)
     # The upstream's Canceled for that id refunds the order that really has it, once.
     shop.sim.state.force_order(first_upstream, "Canceled")
-    await _sync(shop)
+    await shop.sync_statuses()
     assert (await shop.order(first)).refunded == D("0.45")
     assert (await shop.order(second)).refunded == 0
     await shop.check_money()
@@ -421,7 +415,7 @@ async def test_settle_refuses_bad_input_and_changes_nothing(shop: Shop) -> None:
     order_id, upstream_id = await _place(shop, 1000)
     shop.sim.state.force_order(upstream_id, "Partial", remains=10)
     shop.sim.state.sloppy_status(upstream_id, omit=["remains"])
-    await _sync(shop)
+    await shop.sync_statuses()
     for body in (
         {},
         {"remains": 10, "refund": "0.1"},
@@ -454,7 +448,7 @@ async def test_settle_refuses_bad_input_and_changes_nothing(shop: Shop) -> None:
     # A finished order cannot be settled.
     done, up_done = await _place(shop, 1000, link="https://i.com/done")
     shop.sim.state.force_order(up_done, "Completed")
-    await _sync(shop)
+    await shop.sync_statuses()
     finished = await shop.client.post(f"/admin/orders/{done}/settle", json={"remains": 0}, headers=ADMIN)
     assert finished.status_code == 409
     # A unicode note is kept as written.

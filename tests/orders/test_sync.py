@@ -23,16 +23,10 @@ async def _place(shop: Shop, quantity: int = 1000) -> tuple[int, int]:
     return answer["order"], row.upstream_order_id
 
 
-async def _sync(shop: Shop) -> int:
-    await shop.execute("UPDATE orders SET next_check_at = now() WHERE state = 'placed'")
-    book = await shop.runtime.catalog.book()
-    return await check_statuses(shop.runtime, book.providers)
-
-
 async def test_progress_then_completed_without_refund(shop: Shop) -> None:
     order_id, upstream_id = await _place(shop)
     shop.sim.state.force_order(upstream_id, "In progress", remains=400, start_count=1234)
-    assert await _sync(shop) == 1
+    assert await shop.sync_statuses() == 1
     status = await shop.v2(action="status", order=order_id)
     assert status == {
         "status": "In progress",
@@ -42,17 +36,17 @@ async def test_progress_then_completed_without_refund(shop: Shop) -> None:
         "currency": "USD",
     }
     shop.sim.state.force_order(upstream_id, "Completed")
-    await _sync(shop)
+    await shop.sync_statuses()
     row = await shop.order(order_id)
     assert (row.status, row.refunded, row.remains) == ("Completed", 0, 0)
     assert row.completed_at is not None
-    assert await _sync(shop) == 0  # terminal: no longer checked
+    assert await shop.sync_statuses() == 0  # terminal: no longer checked
 
 
 async def test_partial_refunds_the_undelivered_part_rounded_down_once(shop: Shop) -> None:
     order_id, upstream_id = await _place(shop, quantity=3000)  # charge 1.35
     shop.sim.state.force_order(upstream_id, "Partial", remains=1001)
-    await _sync(shop)
+    await shop.sync_statuses()
     row = await shop.order(order_id)
     # 1.35 × 1001 / 3000 = 0.45045 exactly; rounding down keeps it.
     assert (row.status, row.refunded) == ("Partial", Decimal("0.45045"))
@@ -61,7 +55,7 @@ async def test_partial_refunds_the_undelivered_part_rounded_down_once(shop: Shop
     assert status["charge"] == "0.89955"
     # Asking again (a second worker, a restart) changes nothing.
     await shop.execute("UPDATE orders SET next_check_at = now()")
-    await _sync(shop)
+    await shop.sync_statuses()
     assert (await shop.order(order_id)).refunded == Decimal("0.45045")
     await shop.check_money()
 
@@ -69,13 +63,13 @@ async def test_partial_refunds_the_undelivered_part_rounded_down_once(shop: Shop
 async def test_canceled_refunds_everything_and_never_moves_back(shop: Shop) -> None:
     order_id, upstream_id = await _place(shop)
     shop.sim.state.force_order(upstream_id, "Canceled")
-    await _sync(shop)
+    await shop.sync_statuses()
     row = await shop.order(order_id)
     assert (row.status, row.refunded) == ("Canceled", row.charge)
     assert await balance_of(shop.runtime, shop.customer_id) == Decimal("100")
     shop.sim.state.force_order(upstream_id, "In progress", remains=10)
     await shop.execute("UPDATE orders SET next_check_at = now()")
-    await _sync(shop)
+    await shop.sync_statuses()
     assert (await shop.order(order_id)).status == "Canceled"
     await shop.check_money()
 

@@ -3,6 +3,7 @@
 
 import { get, post } from "../api.js";
 import { announce, append, badge, busy, confirmAction, dash, facts, field, h, showError, table, time } from "../dom.js";
+import { upstreamCalls } from "./calls.js";
 import { stateBadge } from "./orders.js";
 
 const FINAL = ["Completed", "Partial", "Canceled"];
@@ -240,24 +241,11 @@ export async function render({ match, isCurrent }) {
           { id: "order-ledger" },
         ),
       ),
-      h(
-        "section",
-        { "aria-labelledby": "order-calls-title" },
-        h("h2", { id: "order-calls-title" }, "Upstream calls"),
-        table(
-          "Requests to the upstream about this order",
-          [
-            { label: "When", cell: (c) => time(c.created_at) },
-            { label: "Action", cell: (c) => c.action },
-            { label: "Outcome", cell: (c) => c.outcome },
-            { label: "HTTP", cell: (c) => dash(c.http_status), num: true },
-            { label: "Took (ms)", cell: (c) => String(c.duration_ms), num: true },
-            { label: "Error", cell: (c) => dash(c.error) },
-          ],
-          detail.upstream_calls,
-          { id: "order-calls", empty: "No upstream call recorded." },
-        ),
-      ),
+      upstreamCalls(detail.upstream_calls, {
+        id: "order-calls",
+        caption: "Requests to the upstream about this order",
+        empty: "No upstream call recorded.",
+      }),
     ]);
     if (message) {
       announce(message);

@@ -3,6 +3,7 @@
 
 import { get, post } from "../api.js";
 import { announce, append, busy, confirmAction, dash, facts, field, h, select, showError, table, tableRow, time } from "../dom.js";
+import { upstreamCalls } from "./calls.js";
 import { stateBadge } from "./orders.js";
 
 export const title = "Refills";
@@ -178,24 +179,11 @@ async function renderOne({ match, isCurrent }) {
       h("h1", { tabindex: "-1" }, `Refill #${r.id}`),
       refillFacts(r, order),
       r.state === "unknown" ? resolveForm(r, order, draw) : null,
-      h(
-        "section",
-        { "aria-labelledby": "refill-calls-title" },
-        h("h2", { id: "refill-calls-title" }, "Upstream calls"),
-        table(
-          "Requests to the upstream about this refill",
-          [
-            { label: "When", cell: (c) => time(c.created_at) },
-            { label: "Action", cell: (c) => c.action },
-            { label: "Outcome", cell: (c) => c.outcome },
-            { label: "HTTP", cell: (c) => dash(c.http_status), num: true },
-            { label: "Took (ms)", cell: (c) => String(c.duration_ms), num: true },
-            { label: "Error", cell: (c) => dash(c.error) },
-          ],
-          detail.upstream_calls,
-          { id: "refill-calls", empty: "No upstream call recorded about this refill alone." },
-        ),
-      ),
+      upstreamCalls(detail.upstream_calls, {
+        id: "refill-calls",
+        caption: "Requests to the upstream about this refill",
+        empty: "No upstream call recorded about this refill alone.",
+      }),
     ]);
     if (message) {
       announce(message);
