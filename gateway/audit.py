@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import AuditLog
@@ -52,3 +53,29 @@ async def record(
             after=snapshot(after),
         )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which entries to list (None: any), newest first, ``limit`` of them, ids below ``before``."""
+
+    entity: str | None = None
+    entity_id: str | None = None
+    actor: str | None = None
+    limit: int = 100
+    before: int | None = None
+
+
+async def entries(session: AsyncSession, flt: AuditFilter) -> list[AuditLog]:
+    """The audit entries matching ``flt``, newest first."""
+    query = select(AuditLog).order_by(AuditLog.id.desc()).limit(flt.limit)
+    for column, value in (
+        (AuditLog.entity, flt.entity),
+        (AuditLog.entity_id, flt.entity_id),
+        (AuditLog.actor, flt.actor),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if flt.before is not None:
+        query = query.where(AuditLog.id < flt.before)
+    return list((await session.scalars(query)).all())

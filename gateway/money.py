@@ -12,12 +12,16 @@ Rounding, in one sentence each:
   computed price;
 - a refund of an undelivered part is ``charge × remains / quantity`` rounded **down** to 5 places,
   and never more than the charge;
-- a cost (what the upstream charges us) is rounded half-up to 5 places.
+- a cost (what the upstream charges us) is rounded half-up to 5 places;
+- a part of an amount (``amount × part / whole``, e.g. the cost of the part of an order that was
+  kept) is rounded half-up to 5 places from the exact quotient, in Python (:func:`prorate`) and in
+  SQL (:func:`prorate_sql`) alike, so both give the same cent.
 """
 
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
+from fractions import Fraction
 
 AMOUNT_SCALE = 5
 RATE_SCALE = 6
@@ -122,6 +126,31 @@ def partial_refund(charge: Decimal, quantity: int, remains: int) -> Decimal:
     remains = min(remains, quantity)
     refund = (charge * remains / quantity).quantize(AMOUNT_QUANTUM, rounding=ROUND_DOWN)
     return min(refund, charge)
+
+
+def prorate(amount: Decimal, part: Decimal | int, whole: Decimal | int) -> Decimal:
+    """``amount × part / whole`` rounded half-up to 5 places, from the exact quotient.
+
+    For non-negative values and a positive ``whole`` (amounts, quantities). Exact, not through a
+    rounded division: the SQL twin, :func:`prorate_sql`, gives the same result to the last digit.
+    """
+    if amount < 0 or part < 0 or whole <= 0:
+        raise ValueError("prorate takes a non-negative amount and part and a positive whole")
+    exact = Fraction(amount) * Fraction(part) / Fraction(whole) * 10**AMOUNT_SCALE
+    # Half-up on a non-negative fraction n/d: floor(n/d + 1/2) = (2n + d) // 2d.
+    units = (2 * exact.numerator + exact.denominator) // (2 * exact.denominator)
+    return Decimal(f"{units}E-{AMOUNT_SCALE}")  # exact, whatever the context's precision
+
+
+def prorate_sql(amount: str, part: str, whole: str) -> str:
+    """The SQL of :func:`prorate` over three SQL expressions of type NUMERIC (or integer).
+
+    Postgres' ``/`` rounds its quotient to about 16 significant digits before ``round()`` rounds
+    it again, which can differ from the exact half-up in the last place; ``div()`` truncates the
+    exact quotient, so the half-up is done on integers here, as in Python.
+    """
+    scale = 10**AMOUNT_SCALE
+    return f"(div(2 * ({amount}) * ({part}) * {scale} + ({whole}), 2 * ({whole})) * {AMOUNT_QUANTUM}::numeric)"
 
 
 def format_money(value: Decimal) -> str:

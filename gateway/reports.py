@@ -1,9 +1,7 @@
 """Reports for the operator, computed in SQL: orders, revenue, cost, profit, refunds.
 
-- revenue = what customers paid and kept paying: ``charge - refunded``;
-- cost = what the upstream charged for what was delivered: the order's cost scaled by the part of
-  the charge that was not refunded (upstreams refund canceled and partial orders the same way);
-- profit = revenue - cost; refunds = the sum refunded to customers.
+Revenue, cost and profit are the sums of each order's, as :mod:`gateway.orders.profit` defines
+them (the SQL comes from there too); refunds = the sum refunded to customers.
 """
 
 from __future__ import annotations
@@ -17,12 +15,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.errors import InvalidInput
+from gateway.orders.profit import cost_sql, revenue_sql
 
-_MEASURES = """
+_MEASURES = f"""
     count(*) AS orders,
-    coalesce(sum(o.charge - o.refunded), 0) AS revenue,
-    coalesce(sum(CASE WHEN o.charge > 0 THEN round(o.cost * (o.charge - o.refunded) / o.charge, 5)
-                      WHEN o.refunded > 0 OR o.state IN ('failed', 'canceled') THEN 0 ELSE o.cost END), 0) AS cost,
+    coalesce(sum({revenue_sql("o")}), 0) AS revenue,
+    coalesce(sum({cost_sql("o")}), 0) AS cost,
     coalesce(sum(o.refunded), 0) AS refunds
 """
 

@@ -6,18 +6,14 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, get
-from litestar.params import FromQuery, PathParameter, QueryParameter
-from sqlalchemy import select
+from litestar import Controller, Request, get, post
+from litestar.params import PathParameter, QueryParameter
 
 from gateway import reports
-from gateway.admin.common import ERRORS, UpstreamFailed, money
-from gateway.admin.providers import is_low
-from gateway.catalog.providers import provider_client
-from gateway.deps import DbSession, RuntimeDep
+from gateway.admin.common import ERRORS, actor, money
+from gateway.admin.deps import DbSession, ProvidersDep, SessionsDep
+from gateway.catalog import balances as domain
 from gateway.errors import InvalidInput
-from gateway.models import Provider
-from gateway.upstream import UpstreamError
 
 From = Annotated[datetime | None, QueryParameter(name="from", description="ISO 8601, inclusive (UTC if no offset)")]
 To = Annotated[datetime | None, QueryParameter(name="to", description="ISO 8601, exclusive (UTC if no offset)")]
@@ -93,33 +89,39 @@ class ReportController(Controller):
         rows = await reports.grouped(db, group, _aware(start), _aware(end))
         return [GroupOut(key=k.isoformat() if isinstance(k, date) else str(k), **totals_out(t)) for k, t in rows]
 
-    @get("/balances", summary="Upstream balances per provider with the low-balance flag", responses=ERRORS)
-    async def balances(
-        self, db: DbSession, runtime: RuntimeDep, refresh: FromQuery[bool] = False
+    @get(
+        "/balances",
+        summary="Upstream balances per provider as last recorded, with the low-balance flag",
+        responses=ERRORS,
+    )
+    async def balances(self, request: Request[Any, Any, Any], db: DbSession) -> list[ProviderBalanceOut]:
+        if "refresh" in request.query_params:
+            # It used to ask the upstreams and write from a GET; say where that went, so scripts notice.
+            raise InvalidInput("refresh moved: POST /admin/reports/balances/refresh", field="refresh")
+        return [balance_out(b) for b in await domain.recorded_balances(db)]
+
+    @post(
+        "/balances/refresh",
+        summary="Ask every enabled provider's upstream for its balance now and record the answers (audited)",
+        status_code=200,
+        responses=ERRORS,
+    )
+    async def refresh_balances(
+        self, request: Request[Any, Any, Any], sessions: SessionsDep, providers: ProvidersDep
     ) -> list[ProviderBalanceOut]:
-        providers = (await db.scalars(select(Provider).order_by(Provider.id))).all()
-        result = []
-        for provider in providers:
-            error = None
-            if refresh and provider.enabled:
-                try:
-                    answer = await provider_client(runtime, provider).balance()
-                except (UpstreamError, UpstreamFailed) as exc:
-                    error = str(exc)[:300]
-                else:
-                    provider.last_balance = answer.balance
-                    provider.last_balance_currency = answer.currency
-                    provider.last_balance_at = datetime.now(UTC)
-            result.append(
-                ProviderBalanceOut(
-                    provider_id=provider.id,
-                    name=provider.name,
-                    balance=money(provider.last_balance),
-                    currency=provider.last_balance_currency,
-                    checked_at=provider.last_balance_at,
-                    low_balance_threshold=money(provider.low_balance_threshold),
-                    low_balance=is_low(provider),
-                    error=error,
-                )
-            )
-        return result
+        # No request-wide session: the upstreams are asked with no transaction open.
+        fresh = await domain.refresh_balances(sessions, providers, actor(request))
+        return [balance_out(b) for b in fresh]
+
+
+def balance_out(recorded: domain.RecordedBalance) -> ProviderBalanceOut:
+    return ProviderBalanceOut(
+        provider_id=recorded.provider_id,
+        name=recorded.name,
+        balance=money(recorded.balance),
+        currency=recorded.currency,
+        checked_at=recorded.checked_at,
+        low_balance_threshold=money(recorded.low_balance_threshold),
+        low_balance=recorded.low_balance,
+        error=recorded.error,
+    )

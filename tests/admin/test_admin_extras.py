@@ -26,15 +26,16 @@ async def _order(runtime: Runtime, customer_id: int, service_id: int, provider_i
         "status": "Completed",
         "upstream_order_id": next(_UPSTREAM_IDS),
         "created_at": None,
+        "remains": None,
     }
     values.update(fields)
     async with runtime.engine.begin() as conn:
         order_id = await conn.scalar(
             text(
                 "INSERT INTO orders (customer_id, service_id, provider_id, upstream_service_id, link, quantity, rate,"
-                " charge, cost, refunded, currency, state, status, upstream_order_id, created_at)"
+                " charge, cost, refunded, currency, state, status, upstream_order_id, remains, created_at)"
                 " VALUES (:c, :s, :p, 1, 'https://x', 100, 10, :charge, :cost, :refunded, 'USD', :state, :status,"
-                " :upstream_order_id, coalesce(CAST(:created_at AS timestamptz), now())) RETURNING id"
+                " :upstream_order_id, :remains, coalesce(CAST(:created_at AS timestamptz), now())) RETURNING id"
             ),
             {
                 "c": customer_id,
@@ -185,3 +186,38 @@ async def test_orders_listing_filters_and_pages(
     detail = (await client.get(f"/admin/orders/{ids[0]}", headers=admin_headers)).json()
     assert detail["order"]["profit"] == "0.60"
     assert (await client.get("/admin/orders/999999", headers=admin_headers)).status_code == 404
+
+
+async def test_an_orders_profit_is_its_share_of_the_reports(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    """One definition of profit: an order's page and the reports agree, order by order."""
+    provider_id = await make_provider(runtime)
+    service_id = await make_service(runtime, provider_id)
+    customer, _ = await make_customer(runtime)
+    cases = {  # name: (order fields, the profit it must show)
+        "completed": ({"charge": "1.00", "cost": "0.40"}, "0.60"),
+        "partial": ({"status": "Partial", "refunded": "0.25", "remains": 25}, "0.45"),  # cost 0.30 kept
+        "canceled": ({"status": "Canceled", "refunded": "1.00"}, "0.00"),
+        "failed": ({"state": "failed", "status": "Canceled", "refunded": "1.00"}, "0.00"),
+        "unknown outcome": ({"state": "unknown", "status": "Pending", "upstream_order_id": None}, "0.60"),
+        "still running": ({"status": "In progress"}, "0.60"),  # charged upstream until it ends
+        "zero charge": ({"charge": "0", "cost": "0.40"}, "-0.40"),
+        "zero charge, canceled": ({"charge": "0", "status": "Canceled"}, "0.00"),
+        "zero charge, partial": ({"charge": "0", "status": "Partial", "remains": 25}, "-0.30"),
+        "zero charge, failed": ({"charge": "0", "state": "failed", "status": "Canceled"}, "0.00"),
+        # 0.00007 × 0.02 / 0.03 = 0.0000466…: half-up to 0.00005, on both sides.
+        "rounded": ({"charge": "0.03", "refunded": "0.01", "cost": "0.00007"}, "0.01995"),
+    }
+    total = Decimal(0)
+    for day, (name, (fields, profit)) in enumerate(cases.items(), start=1):
+        created = f"2024-01-{day:02d}T12:00:00+00:00"
+        order_id = await _order(runtime, customer, service_id, provider_id, created_at=created, **fields)
+        shown = (await client.get(f"/admin/orders/{order_id}", headers=admin_headers)).json()["order"]["profit"]
+        window = {"from": f"2024-01-{day:02d}T00:00:00Z", "to": f"2024-01-{day + 1:02d}T00:00:00Z"}
+        report = (await client.get("/admin/reports/summary", params=window, headers=admin_headers)).json()
+        assert report["orders"] == 1, name
+        assert (shown, report["profit"]) == (profit, profit), name
+        total += Decimal(profit)
+    everything = (await client.get("/admin/reports/summary", headers=admin_headers)).json()
+    assert Decimal(everything["profit"]) == total

@@ -24,7 +24,8 @@ TOKEN = "reliability-admin-token"
 CALLS_UPSTREAM = (
     "/admin/providers/{provider_id}/sync",
     "/admin/providers/{provider_id}/balance",
-    "/admin/reports/balances",
+    "/admin/providers/{provider_id}/balance/refresh",
+    "/admin/reports/balances/refresh",
 )
 
 
@@ -72,6 +73,7 @@ async def test_schema_documents_every_admin_route_with_security_and_errors(clien
         "/admin/providers/{provider_id}",
         "/admin/providers/{provider_id}/sync",
         "/admin/providers/{provider_id}/balance",
+        "/admin/providers/{provider_id}/balance/refresh",
         "/admin/services",
         "/admin/services/{service_id}",
         "/admin/markup-rules",
@@ -86,6 +88,8 @@ async def test_schema_documents_every_admin_route_with_security_and_errors(clien
         "/admin/orders/{order_id}",
         "/admin/orders/{order_id}/resolve",
         "/admin/reports/summary",
+        "/admin/reports/balances",
+        "/admin/reports/balances/refresh",
     }
     assert expected <= set(admin_paths)
     for path, operations in admin_paths.items():

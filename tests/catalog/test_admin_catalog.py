@@ -81,6 +81,7 @@ async def test_unknown_provider_is_404(client: httpx.AsyncClient, admin_headers:
         ("GET", "/admin/providers/999"),
         ("POST", "/admin/providers/999/sync"),
         ("GET", "/admin/providers/999/balance"),
+        ("POST", "/admin/providers/999/balance/refresh"),
     ):
         response = await client.request(method, path, headers=admin_headers)
         assert response.status_code == 404
@@ -126,6 +127,14 @@ async def test_services_show_cost_and_rate_and_accept_local_edits(
     assert (current["rate"], current["min"], current["max"], current["name"]) == ("0.50", 10, 1000, "Service 1")
     cleared = await client.patch(f"/admin/services/{service_id}", json={"rate": None}, headers=admin_headers)
     assert cleared.json()["rate"] == "1.20"
+
+
+async def test_the_pricing_floor_is_published_for_the_console(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    """The console's markup preview applies GATEWAY_MIN_MARGIN_PERCENT as the server does."""
+    system = (await client.get("/admin/system", headers=admin_headers)).json()
+    assert system["min_margin_percent"] == "5"
 
 
 async def test_markup_rules_validation(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.clients.conftest import LiveGateway, live  # noqa: F401 - the live gateway fixture, reused
+from tests.clients.conftest import LiveGateway, live, live_env  # noqa: F401 - the live gateway fixtures, reused
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, Request

@@ -21,6 +21,13 @@ from tests.console.conftest import ADMIN_TOKEN, Console
 pytestmark = pytest.mark.slow
 
 SERVICE = 101  # the simulator's first service: refill and cancel, min 50
+MIN_MARGIN = Decimal(10)  # the gateway's GATEWAY_MIN_MARGIN_PERCENT in these tests
+
+
+@pytest.fixture
+def live_env() -> dict[str, str]:
+    """A pricing floor, so the markup preview has to apply it like the server."""
+    return {"GATEWAY_MIN_MARGIN_PERCENT": str(MIN_MARGIN)}
 
 
 def expect(target: Any) -> Any:
@@ -188,7 +195,7 @@ def test_an_operator_runs_the_gateway_from_the_console(console: Console) -> None
     page.get_by_label("Fixed", exact=True).fill("0.01")
     cost = Decimal(first["cost_rate"])
     expected = format_money(
-        max(round_resale_rate(cost * (HUNDRED + 25) / HUNDRED + Decimal("0.01")), floor_rate(cost, Decimal(0)))
+        max(round_resale_rate(cost * (HUNDRED + 25) / HUNDRED + Decimal("0.01")), floor_rate(cost, MIN_MARGIN))
     )
     preview = page.locator("#preview-table tbody tr").filter(has=page.get_by_role("cell", name=first["name"]))
     expect(preview.locator("td").nth(4)).to_have_text(expected)
@@ -209,6 +216,22 @@ def test_an_operator_runs_the_gateway_from_the_console(console: Console) -> None
     expect(page.get_by_role("status")).to_contain_text(f"Service #{first['id']} saved")
     page.get_by_role("button", name=f"Clear the fixed rate of service {first['id']}").click()
     expect(page.get_by_role("status")).to_contain_text("now priced by markup:global")
+
+    # A rule that would sell below the minimum margin: the preview shows the floor, as the server will.
+    page.get_by_label("Scope").select_option("service")
+    page.get_by_label("Target").fill(str(first["id"]))
+    page.get_by_label("Percent").fill("0")
+    page.get_by_label("Fixed", exact=True).fill("0")
+    floor = format_money(floor_rate(cost, MIN_MARGIN))
+    assert floor != format_money(round_resale_rate(cost)), "the floor must be what wins here"
+    expect(page.locator("#preview-rule")).to_contain_text(f"never below cost × (1 + {MIN_MARGIN}/100)")
+    expect(preview.locator("td").nth(4)).to_have_text(floor)
+    page.get_by_role("button", name="Add rule").click()
+    expect(page.get_by_role("status")).to_contain_text("prices were recomputed")
+    expect(services.filter(has_text=first["name"]).first).to_contain_text("margin floor")
+    with admin(console) as api:
+        priced = api.get(f"/services/{first['id']}").json()
+        assert (priced["rate"], priced["margin_protected"]) == (floor, True)  # the preview was right
     page.get_by_role("button", name="Sync sim").click()
     expect(page.locator("#sync-summary")).to_contain_text("Sync of sim:")
 

@@ -76,22 +76,31 @@ export function marginPercent(rate, cost) {
 }
 
 /**
- * The resale rate a markup rule would give, as the gateway computes it with a minimum margin of 0:
- * cost × (1 + percent/100) + fixed, rounded up to 4 places, never below the cost (rounded up).
- * Returns null when an input is not a decimal.
+ * The resale rate a markup rule would give, as the gateway computes it (gateway/catalog/pricing.py):
+ * cost × (1 + percent/100) + fixed, rounded up to 4 places, never below the floor
+ * cost × (1 + minMarginPercent/100) rounded up to 4 places (GATEWAY_MIN_MARGIN_PERCENT, from
+ * GET /admin/system). Returns null when an input is not a decimal.
  */
-export function markupPreview(costRate, percent, fixed) {
+export function markupPreview(costRate, percent, fixed, minMarginPercent = "0") {
   const cost = parseDecimal(costRate);
   const pct = parseDecimal(percent);
   const add_ = parseDecimal(fixed === "" || fixed === undefined ? "0" : fixed);
-  if (!cost || !pct || !add_) return null;
-  // cost × (100 + percent) / 100: the division by 100 is two more decimal places.
-  const factor = 100n * 10n ** BigInt(pct.scale) + pct.units;
-  const marked = { units: cost.units * factor, scale: cost.scale + pct.scale + 2 };
-  const total = add(marked, add_);
-  const computed = total.units <= 0n ? { units: 0n, scale: 4 } : ceiling(total, 4);
-  const floor = cost.units <= 0n ? { units: 0n, scale: 4 } : ceiling(cost, 4);
+  const margin = parseDecimal(minMarginPercent);
+  if (!cost || !pct || !add_ || !margin) return null;
+  const computed = roundResaleRate(add(percentOf(cost, pct), add_));
+  const floor = roundResaleRate(percentOf(cost, margin));
   return formatDecimal(compare(computed, floor) < 0 ? floor : computed);
+}
+
+/** value × (100 + percent) / 100, exactly: the division by 100 is two more decimal places. */
+function percentOf(value, percent) {
+  const factor = 100n * 10n ** BigInt(percent.scale) + percent.units;
+  return { units: value.units * factor, scale: value.scale + percent.scale + 2 };
+}
+
+/** Rounded up to 4 places, and 0 when not positive (the gateway's round_resale_rate). */
+function roundResaleRate(value) {
+  return value.units <= 0n ? { units: 0n, scale: 4 } : ceiling(value, 4);
 }
 
 /** A number for drawing only (chart geometry), never for money shown as text. */

@@ -173,9 +173,16 @@ function servicesSection(catalog, reloadServices) {
 }
 
 export async function render() {
-  const [providers, services, rules] = await Promise.all([get("/providers"), get("/services"), get("/markup-rules")]);
+  const [providers, services, rules, system] = await Promise.all([
+    get("/providers"),
+    get("/services"),
+    get("/markup-rules"),
+    get("/system"),
+  ]);
   const state = { providers, services };
   const catalog = {
+    // The floor computed prices never go below (GATEWAY_MIN_MARGIN_PERCENT), for the markup preview.
+    minMarginPercent: () => system.min_margin_percent,
     providers: () => state.providers,
     services: () => state.services,
     categories: () => [...new Set(state.services.map((s) => s.category))].sort(),

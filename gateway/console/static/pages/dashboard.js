@@ -1,6 +1,6 @@
 // Dashboard: today's and this month's totals, the last 30 days, upstream balances, orders needing attention.
 
-import { get } from "../api.js";
+import { get, post } from "../api.js";
 import { dailyChart } from "../chart.js";
 import { announce, badge, busy, dash, h, showError, table, time } from "../dom.js";
 
@@ -127,7 +127,7 @@ export async function render() {
   const refresh = h("button", { type: "button", class: "secondary", id: "refresh-balances" }, "Refresh balances from the upstreams");
   refresh.addEventListener("click", () =>
     busy(refresh, async () => {
-      const fresh = await get("/reports/balances", { refresh: true });
+      const fresh = await post("/reports/balances/refresh");
       balancesSlot.replaceChildren(balancesTable(fresh));
       const failed = fresh.filter((b) => b.error).length;
       const low = fresh.filter((b) => b.low_balance).length;

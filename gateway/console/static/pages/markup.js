@@ -1,5 +1,6 @@
 // Catalog page, markup rules part: the rules, removing one, and adding one with a live preview of
-// the prices it would give (computed here with exact integer arithmetic; the server decides).
+// the prices it would give (computed here with exact integer arithmetic and the gateway's minimum
+// margin; the server decides).
 
 import { del, get, post } from "../api.js";
 import { markupPreview, parseDecimal, subtract, formatDecimal } from "../decimal.js";
@@ -34,14 +35,14 @@ function ruleFor(service, rules) {
   );
 }
 
-function previewRows(services, rules, candidate) {
+function previewRows(services, rules, candidate, minMarginPercent) {
   const withCandidate = new Map(rules.map((r) => [key(r.scope, r.target), r]));
   withCandidate.set(key(candidate.scope, candidate.target), candidate);
   const affected = [];
   for (const service of services) {
     if (service.fixed_rate !== null) continue; // a fixed rate replaces every rule
     if (ruleFor(service, withCandidate) !== candidate) continue;
-    const rate = markupPreview(service.cost_rate, candidate.percent, candidate.fixed);
+    const rate = markupPreview(service.cost_rate, candidate.percent, candidate.fixed, minMarginPercent);
     if (rate === null) return null;
     affected.push({ service, rate, change: formatDecimal(subtract(parseDecimal(rate), parseDecimal(service.rate))) });
   }
@@ -141,13 +142,13 @@ export function markupSection(initialRules, catalog, onChange) {
       previewTable.replaceChildren();
       return;
     }
-    const rows = previewRows(catalog.services(), rules, rule) || [];
+    const rows = previewRows(catalog.services(), rules, rule, catalog.minMarginPercent()) || [];
     previewSummary.textContent = rows.length
       ? `This rule would set the price of ${rows.length} service(s)${rows.length > PREVIEW_ROWS ? `; the first ${PREVIEW_ROWS} are shown` : ""}.`
       : "This rule would set the price of no service (a more specific rule or a fixed rate wins, or nothing matches).";
     previewTable.replaceChildren(
       table(
-        "Preview only: computed in the browser with a minimum margin of 0; the server's price is authoritative once saved",
+        `Preview only: computed in the browser with the gateway's minimum margin of ${catalog.minMarginPercent()} %; the server's price is authoritative once saved`,
         [
           { label: "ID", cell: (r) => String(r.service.id), num: true },
           { label: "Service", cell: (r) => r.service.name },
@@ -180,7 +181,12 @@ export function markupSection(initialRules, catalog, onChange) {
       "section",
       { class: "preview", "aria-labelledby": "preview-title" },
       h("h3", { id: "preview-title" }, "Preview of the resulting prices"),
-      h("p", { class: "hint" }, "cost × (1 + percent/100) + fixed, rounded up to 4 decimals, never below cost. Services with a fixed rate keep it."),
+      h(
+        "p",
+        { class: "hint", id: "preview-rule" },
+        `cost × (1 + percent/100) + fixed, rounded up to 4 decimals, never below cost × (1 + ${catalog.minMarginPercent()}/100) ` +
+          "(the minimum margin, GATEWAY_MIN_MARGIN_PERCENT). Services with a fixed rate keep it.",
+      ),
       previewSummary,
       previewTable,
     ),
