@@ -33,6 +33,7 @@ test-quick: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check gateway tests migrations
 	$(BIN)/ruff format --check gateway tests migrations
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy gateway

@@ -11,11 +11,11 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 from litestar import Litestar, Request, Response, Router, get
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -27,6 +27,7 @@ from gateway import __version__
 from gateway.admin.auth import admin_guard
 from gateway.admin.catalog import CustomerRateController, MarkupRuleController, ServiceController
 from gateway.admin.customers import CustomerController
+from gateway.admin.deps import AdminAccess
 from gateway.admin.orders import OrderController
 from gateway.admin.providers import ProviderController
 from gateway.admin.refills import RefillController
@@ -35,19 +36,23 @@ from gateway.admin.system import system_info
 from gateway.admin.tokens import AuditController, TokenController
 from gateway.console import console_routes
 from gateway.db import current_revision, head_revision
-from gateway.deps import RuntimeDep
 from gateway.errors import DomainError
 from gateway.observability.logs import configure_logging, request_context_middleware
-from gateway.observability.metrics import metrics_endpoint
+from gateway.observability.metrics import metrics_response
 from gateway.runtime import Runtime
 from gateway.settings import Settings, load_settings
 from gateway.upstream.registry import TransportFactory
-from gateway.v2.handler import api_v2
+from gateway.v2.actions import V2Parts
+from gateway.v2.handler import V2Edge, api_v2
 from gateway.worker import Worker
 
 log = logging.getLogger(__name__)
 
 Hook = Callable[[Runtime], Any]
+
+
+# The composition root's own handlers (health, readiness, metrics) may take the whole process.
+RuntimeDep: TypeAlias = NamedDependency[Runtime]
 
 
 def _runtime(request: Request[Any, Any, Any]) -> Runtime:
@@ -63,6 +68,17 @@ async def _db_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
     """
     async with runtime.sessions() as session, session.begin():
         yield session
+
+
+def _parts(runtime: Runtime) -> dict[str, Provide]:
+    """The narrow parts handlers may ask for by name (gateway/admin/deps.py), from this process."""
+    return {
+        "runtime": Provide(_runtime, sync_to_thread=False),
+        "db": Provide(_db_session),
+        "sessions": Provide(lambda: runtime.sessions, sync_to_thread=False),
+        "providers": Provide(lambda: runtime.providers, sync_to_thread=False),
+        "settings": Provide(lambda: runtime.settings, sync_to_thread=False),
+    }
 
 
 def _error_body(message: str, status_code: int, field: str | None = None) -> dict[str, Any]:
@@ -116,6 +132,25 @@ async def ready(runtime: RuntimeDep) -> Response[dict[str, str | None]]:
         body = {"status": "unavailable", "database": "not migrated", "revision": revision, "head": head}
         return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
     return Response({"status": "ready", "database": "ok", "revision": revision})
+
+
+@get("/metrics", include_in_schema=False, summary="Prometheus metrics")
+async def metrics_endpoint(runtime: RuntimeDep) -> Response[bytes]:
+    return metrics_response(await runtime.metrics.render(runtime.orders.snapshot, runtime.providers.breakers()))
+
+
+def v2_edge(runtime: Runtime) -> V2Edge:
+    """What the customer protocol is given of this process."""
+    parts = V2Parts(
+        orders=runtime.orders,
+        providers=runtime.providers,
+        pending=runtime.pending_outcomes,
+        catalog=runtime.catalog,
+        policy=runtime.policy,
+        hot=runtime.hot,
+        default_dialect=runtime.settings.v2_dialect,
+    )
+    return V2Edge(parts=parts, rate_limiter=runtime.rate_limiter, observe=runtime.metrics.observe_v2)
 
 
 def admin_router() -> Router:
@@ -193,10 +228,7 @@ def create_app(
 
     return Litestar(
         route_handlers=[health, ready, metrics_endpoint, api_v2, admin_router(), *console_routes()],
-        dependencies={
-            "runtime": Provide(_runtime, sync_to_thread=False),
-            "db": Provide(_db_session),
-        },
+        dependencies=_parts(runtime),
         exception_handlers={
             DomainError: _domain_error,
             HTTPException: _http_error,
@@ -206,7 +238,13 @@ def create_app(
         middleware=[request_context_middleware],
         # Logging is the process' business (gateway.observability.logs), not the app's.
         logging_config=None,
-        state=State({"runtime": runtime}),
+        state=State(
+            {
+                "runtime": runtime,
+                "v2": v2_edge(runtime),
+                "admin": AdminAccess(token=settings.admin_token, engine=runtime.engine),
+            }
+        ),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="SMM reseller gateway",

@@ -14,7 +14,7 @@ import logging
 
 import httpx
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.catalog.providers import (
     ProviderChanges,
@@ -27,7 +27,8 @@ from gateway.catalog.providers import (
 from gateway.catalog.sync import sync_provider
 from gateway.errors import DomainError
 from gateway.models import Provider
-from gateway.runtime import Runtime
+from gateway.providers import ProviderGateway
+from gateway.settings import Settings
 from gateway.upstream import UpstreamError
 
 log = logging.getLogger(__name__)
@@ -53,19 +54,20 @@ async def _unused_name(session: AsyncSession, name: str) -> str:
     return f"{name} #{number}"
 
 
-async def ensure_single_upstream(runtime: Runtime) -> int | None:
+async def ensure_single_upstream(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], providers: ProviderGateway
+) -> int | None:
     """Create (or update the key of) the provider of ``GATEWAY_UPSTREAM_URL`` and sync it if it was
     never synced. Returns the provider id, or None when single-upstream mode is off.
 
     Raises :class:`DomainError` for a URL or key the gateway refuses; an upstream failure during
     the sync is logged, not raised.
     """
-    settings = runtime.settings
     if settings.upstream_url is None or settings.upstream_key is None:
         return None
     api_url = validate_url(settings.upstream_url, settings.allow_private_upstreams)
     api_key = validate_key(settings.upstream_key.get_secret_value())
-    async with runtime.sessions() as session, session.begin():
+    async with sessions() as session, session.begin():
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": BOOTSTRAP_LOCK})
         provider = await find_provider_by_url(session, api_url)
         if provider is None:
@@ -80,7 +82,7 @@ async def ensure_single_upstream(runtime: Runtime) -> int | None:
         never_synced = provider.last_sync_at is None
     if never_synced:
         try:
-            await sync_provider(runtime, provider_id)
+            await sync_provider(sessions, providers, provider_id)
         except (UpstreamError, DomainError) as exc:
             log.warning(
                 "single-upstream mode: catalog sync failed; the worker's periodic sync retries it",
@@ -89,10 +91,12 @@ async def ensure_single_upstream(runtime: Runtime) -> int | None:
     return provider_id
 
 
-async def run_single_upstream(runtime: Runtime) -> None:
+async def run_single_upstream(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], providers: ProviderGateway
+) -> None:
     """:func:`ensure_single_upstream` as a background task: it never raises."""
     try:
-        await ensure_single_upstream(runtime)
+        await ensure_single_upstream(settings, sessions, providers)
     except asyncio.CancelledError:
         raise
     except DomainError as exc:

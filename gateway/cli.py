@@ -12,10 +12,14 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from gateway.db import DatabaseUnavailable, migrate, resolve_database_url, stop_embedded
 from gateway.observability.logs import configure_logging
 from gateway.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from gateway.catalog.sync import SyncSummary
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -127,9 +131,43 @@ def _progress_bar(name: str) -> Callable[[str, int, int], None]:
     return show
 
 
-def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
-    from gateway.catalog.sync import sync_all
+async def sync_all(
+    settings: Settings,
+    database_url: str,
+    provider_id: int | None,
+    progress_for: Callable[[str], Callable[[str, int, int], None]] | None,
+) -> list[tuple[str, SyncSummary | str]]:
+    """``gateway sync``: sync one provider or every enabled one; failures are reported, not raised."""
+    from gateway.catalog.providers import list_providers
+    from gateway.catalog.sync import sync_provider
+    from gateway.errors import DomainError
+    from gateway.runtime import Runtime
+    from gateway.upstream import UpstreamError
 
+    runtime = Runtime.build(settings, database_url)
+    results: list[tuple[str, SyncSummary | str]] = []
+    try:
+        async with runtime.sessions() as session:
+            providers = [
+                (p.id, p.name)
+                for p in await list_providers(session)
+                if (p.id == provider_id if provider_id is not None else p.enabled)
+            ]
+        for pid, name in providers:
+            try:
+                summary = await sync_provider(
+                    runtime.sessions, runtime.providers, pid, progress_for(name) if progress_for else None
+                )
+            except (UpstreamError, DomainError) as exc:
+                results.append((name, str(exc)))
+            else:
+                results.append((name, summary))
+    finally:
+        await runtime.aclose()
+    return results
+
+
+def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
     url = _database(settings)
     results = asyncio.run(sync_all(settings, url, args.provider, _progress_bar))
     failed = 0

@@ -9,20 +9,19 @@ at the same directory, and stopped when the last of them exits.
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
 import json
 import logging
-import re
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import TextClause, text
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from gateway.settings import Settings
 
@@ -109,20 +108,15 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
 # InternalClientError), so that a caller handles one error type for "the database said no".
 _HOT_PATH_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError)
 
-_NAMED_PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
+_ASYNCPG = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
 
-def positional(sql: str) -> tuple[str, tuple[str, ...]]:
-    """A ``text()`` statement's SQL with asyncpg's ``$n`` placeholders, and the names in order."""
-    names: list[str] = []
-
-    def number(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in names:
-            names.append(name)
-        return f"${names.index(name) + 1}"
-
-    return _NAMED_PARAMETER.sub(number, sql), tuple(names)
+def asyncpg_sql(statement: TextClause) -> tuple[str, tuple[str, ...]]:
+    """A ``text()`` statement as asyncpg runs it: the SQL with ``$n`` placeholders, and the
+    parameter names in their order. SQLAlchemy's own compiler does it (the same text the engine
+    would send), so a ``:name`` inside a literal or a ``::`` cast is never taken for a parameter."""
+    compiled = statement.compile(dialect=_ASYNCPG)
+    return compiled.string, tuple(compiled.positiontup or ())
 
 
 class _HotConnection(asyncpg.Connection):  # type: ignore[misc]
@@ -180,7 +174,7 @@ class HotPathPool:
     def _arguments(self, statement: TextClause, params: dict[str, Any]) -> tuple[str, list[Any]]:
         compiled = self._statements.get(statement)
         if compiled is None:
-            compiled = self._statements[statement] = positional(statement.text)
+            compiled = self._statements[statement] = asyncpg_sql(statement)
         sql, names = compiled
         return sql, [params[name] for name in names]
 
@@ -216,22 +210,27 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-@asynccontextmanager
-async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commits when the block ends normally, rolls back on any error."""
-    async with sessions() as session, session.begin():
-        yield session
+def migrations_directory() -> Path:
+    """Where the migration scripts are: the ``gateway.migrations`` package, which the wheel ships
+    (the repository's top-level ``migrations/``, mapped to that name by pyproject.toml; an editable
+    install maps it to the same directory), so no source tree or working directory is involved."""
+    scripts = importlib.resources.files("gateway.migrations")
+    if not isinstance(scripts, Path):  # e.g. a zipped install: Alembic needs real files
+        raise RuntimeError(f"the migrations must be installed as files, found {scripts!r}")
+    return scripts
 
 
 def alembic_config(url: str) -> Any:
-    """The Alembic configuration of this package, pointed at ``url``."""
+    """The Alembic configuration of this package, pointed at ``url``.
+
+    Built in code, not read from ``alembic.ini`` (that file is for developers running ``alembic``
+    by hand in the repository): an installed gateway has no source tree.
+    """
     from alembic.config import Config
 
-    root = Path(__file__).resolve().parent.parent
-    ini = root / "alembic.ini"
-    config = Config(str(ini)) if ini.exists() else Config()
-    config.set_main_option("script_location", str(root / "migrations"))
+    config = Config()
     # Alembic's ini interpolation treats % specially.
+    config.set_main_option("script_location", str(migrations_directory()).replace("%", "%%"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["configure_logging"] = False
     return config
@@ -253,8 +252,13 @@ def head_revision() -> str | None:
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database is at, or None when it was never migrated."""
     async with engine.connect() as conn:
-        exists = await conn.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL"))
-        if not exists:
-            return None
-        revision = await conn.scalar(text("SELECT version_num FROM alembic_version"))
-        return str(revision) if revision is not None else None
+        return await revision_of(conn)
+
+
+async def revision_of(conn: AsyncConnection) -> str | None:
+    """:func:`current_revision` on a connection the caller holds."""
+    exists = await conn.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL"))
+    if not exists:
+        return None
+    revision = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+    return str(revision) if revision is not None else None

@@ -185,7 +185,7 @@ async def prepare(runtime: Runtime, simulator_url: str, simulator_key: str, key_
         customer_key = await _demo_customer(session, stored_key)
     if customer_key != stored_key:
         write_secret(key_path, customer_key)
-    await sync_provider(runtime, provider_id)
+    await sync_provider(runtime.sessions, runtime.providers, provider_id)
     service_id, quantity = await _sample_service(runtime, provider_id)
     return DemoData(provider_id, customer_key, service_id, quantity)
 

@@ -52,6 +52,14 @@ REFILL_NOT_AVAILABLE = "Refill is not available for this order"
 ACTIVE_ORDER_EXISTS = "You have active order with this link. Please wait until order being completed."
 TOO_MANY_REQUESTS = "Too many requests, try again later"
 SERVICE_UNAVAILABLE = "Service temporarily unavailable, try again later"
+# Not in PROTOCOL.md's table: a cancel the gateway cannot do (service without cancel, order
+# finished, or still being sent / its outcome unknown).
+CANCEL_NOT_AVAILABLE = "Cancel is not available for this order"
+
+
+def incorrect(field: str) -> str:
+    """A required type-specific field missing or malformed: ``Incorrect comments``."""
+    return f"Incorrect {field}"
 
 
 def quantity_less_than(minimum: int) -> str:

@@ -32,6 +32,17 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from gateway.lifecycle import (
+    FINAL_REFILL_STATUSES,
+    FINAL_STATUSES,
+    HELD_STATUSES,
+    OrderState,
+    OrderStatus,
+    RefillState,
+    RefillStatus,
+    sql_list,
+)
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -44,14 +55,13 @@ Amount = Numeric(20, 5, asdecimal=True)
 Rate = Numeric(20, 6, asdecimal=True)
 Percent = Numeric(9, 4, asdecimal=True)
 
-ORDER_STATUSES = ("Pending", "In progress", "Processing", "Completed", "Partial", "Canceled")
-TERMINAL_STATUSES = ("Completed", "Partial", "Canceled")
-ORDER_STATES = ("queued", "submitting", "placed", "unknown", "failed", "canceled")
-# Final statuses whose refund needs a remains the upstream did not give: held back until it does,
-# or until the operator settles the order.
-HELD_STATUSES = ("Partial", "Canceled")
-REFILL_STATUSES = ("Pending", "In progress", "Completed", "Rejected")
-REFILL_STATES = ("submitting", "placed", "unknown", "failed")
+# The names come from the one table of the order's and the refill's life (gateway/lifecycle.py).
+ORDER_STATUSES = tuple(OrderStatus)
+TERMINAL_STATUSES = tuple(FINAL_STATUSES)
+ORDER_STATES = tuple(OrderState)
+HELD_STATUS_NAMES = tuple(HELD_STATUSES)
+REFILL_STATUSES = tuple(RefillStatus)
+REFILL_STATES = tuple(RefillState)
 LEDGER_KINDS = ("deposit", "charge", "refund", "adjustment")
 MARKUP_SCOPES = ("global", "provider", "category", "service")
 DIALECTS = ("documented", "perfectpanel")
@@ -75,8 +85,7 @@ SERVICE_TYPES = (
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
-    quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-    return f"{column} IN ({quoted})"
+    return f"{column} IN {sql_list(values)}"
 
 
 class Base(DeclarativeBase):
@@ -300,7 +309,7 @@ class Order(Base):
             "ix_orders_sync",
             "provider_id",
             "next_check_at",
-            postgresql_where=text("state = 'placed' AND status NOT IN ('Completed', 'Partial', 'Canceled')"),
+            postgresql_where=text(f"state = 'placed' AND status NOT IN {sql_list(FINAL_STATUSES)}"),
         ),
         Index("ix_orders_state", "state", "id"),
         Index(
@@ -318,7 +327,7 @@ class Order(Base):
             unique=True,
             postgresql_where=text("upstream_order_id IS NOT NULL"),
         ),
-        CheckConstraint(f"held_status IS NULL OR {_in('held_status', HELD_STATUSES)}", name="held_status_known"),
+        CheckConstraint(f"held_status IS NULL OR {_in('held_status', HELD_STATUS_NAMES)}", name="held_status_known"),
         CheckConstraint("held_status IS NULL OR state = 'placed'", name="held_only_placed"),
         Index("ix_orders_held", "id", postgresql_where=text("held_status IS NOT NULL")),
     )
@@ -377,7 +386,7 @@ class Refill(Base):
             "ix_refills_sync",
             "provider_id",
             "next_check_at",
-            postgresql_where=text("state = 'placed' AND status NOT IN ('Completed', 'Rejected')"),
+            postgresql_where=text(f"state = 'placed' AND status NOT IN {sql_list(FINAL_REFILL_STATUSES)}"),
         ),
     )
 

@@ -1,7 +1,9 @@
-"""What one gateway process holds while it runs: settings, the engine, the session factory,
-the upstream clients, the price book, the upstream call log and the send outcomes still to record.
+"""The composition root: what one gateway process holds while it runs (settings, the engine and
+the hot-path pool, the order store, the provider gateway with the upstream clients, the price
+book, the call log, the rate limiter, the metrics and the send outcomes still to record).
 
-Built by :func:`gateway.app.create_app` or the worker (never at import time).
+Built by :func:`gateway.app.create_app`, the CLI or the worker (never at import time), and used
+only by them: they hand each domain function the parts it needs.
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gateway.calllog import CallLog
+from gateway.bootstrap import run_single_upstream
 from gateway.catalog.pricebook import Catalog
-from gateway.catalog.queries import provider_access
 from gateway.db import HotPathPool, create_engine, create_sessionmaker, resolve_database_url
 from gateway.observability.logs import REDACTOR, log_attempt
 from gateway.observability.metrics import GatewayMetrics
+from gateway.orders.dispatch import drain_pending, keep_recording_pending
 from gateway.orders.outcomes import PendingOutcomes
+from gateway.orders.policy import OrderPolicy
+from gateway.orders.store import OrderStore
+from gateway.providers import ProviderDirectory, ProviderGateway
+from gateway.providers.calllog import CallLog
 from gateway.settings import Settings
 from gateway.upstream import AttemptRecord, UpstreamConfig, UpstreamRegistry
 from gateway.upstream.registry import TransportFactory
@@ -47,16 +53,22 @@ def upstream_config(settings: Settings) -> UpstreamConfig:
 
 @dataclass
 class Runtime:
+    """The composition root's parts. Domain code never takes this: it takes the parts it uses
+    (``orders``, ``providers``, ``catalog``, ``policy``...), so its signature says what it touches."""
+
     settings: Settings
     database_url: str
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    # The customer hot path's own asyncpg pool (single statements; see gateway.db.HotPathPool).
+    hot: HotPathPool
     upstreams: UpstreamRegistry
+    providers: ProviderGateway
+    orders: OrderStore
+    policy: OrderPolicy
     catalog: Catalog
     call_log: CallLog
     rate_limiter: RateLimiter
-    # The customer hot path's own asyncpg pool (single statements; see gateway.db.HotPathPool).
-    hot: HotPathPool
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     # Send outcomes the database refused to record, retried in the background (gateway.orders.outcomes).
     pending_outcomes: PendingOutcomes = field(default_factory=PendingOutcomes)
@@ -76,6 +88,7 @@ class Runtime:
         """
         url = database_url or resolve_database_url(settings)
         engine = create_engine(url, settings)
+        hot = HotPathPool(url, settings.db_pool_size)
         call_log = CallLog()
         metrics = GatewayMetrics()
 
@@ -84,34 +97,43 @@ class Runtime:
             metrics.observe_attempt(record)
             log_attempt(record)
 
+        upstreams = UpstreamRegistry(
+            upstream_config(settings), transport_factory=transport_factory, observer=observe, on_key=REDACTOR.add
+        )
         return cls(
             settings=settings,
             database_url=url,
             engine=engine,
             sessions=create_sessionmaker(engine),
-            upstreams=UpstreamRegistry(
-                upstream_config(settings), transport_factory=transport_factory, observer=observe, on_key=REDACTOR.add
-            ),
-            catalog=Catalog(engine, settings.min_margin_percent, on_key=REDACTOR.add),
+            hot=hot,
+            upstreams=upstreams,
+            providers=ProviderGateway(upstreams, ProviderDirectory(engine, on_key=REDACTOR.add)),
+            orders=OrderStore(engine, hot),
+            policy=OrderPolicy.from_settings(settings),
+            catalog=Catalog(engine, settings.min_margin_percent),
             call_log=call_log,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
-            hot=HotPathPool(url, settings.db_pool_size),
             metrics=metrics,
         )
 
     def start_background(self) -> None:
         """Start the process-wide background tasks (loading the provider keys into the log
-        redactor; the call log writer; in single-upstream mode, the one-off creation and first
-        sync of the provider)."""
-        self._tasks.append(asyncio.create_task(learn_provider_keys(self.engine), name="provider-keys"))
+        redactor; the call log writer; the retry of send outcomes the database refused; in
+        single-upstream mode, the one-off creation and first sync of the provider)."""
+        self._tasks.append(asyncio.create_task(learn_provider_keys(self.providers.directory), name="provider-keys"))
         self._tasks.append(asyncio.create_task(self.call_log.run(self.engine), name="upstream-call-log"))
-        from gateway.orders.dispatch import keep_recording_pending  # the orders domain needs Runtime
-
-        self._tasks.append(asyncio.create_task(keep_recording_pending(self), name="pending-outcomes"))
+        self._tasks.append(
+            asyncio.create_task(
+                keep_recording_pending(self.orders, self.pending_outcomes, self.policy.queued_order_max_age_seconds),
+                name="pending-outcomes",
+            )
+        )
         if self.settings.upstream_url is not None:
-            from gateway.bootstrap import run_single_upstream  # it builds on the catalog, which needs Runtime
-
-            self._tasks.append(asyncio.create_task(run_single_upstream(self), name="single-upstream"))
+            self._tasks.append(
+                asyncio.create_task(
+                    run_single_upstream(self.settings, self.sessions, self.providers), name="single-upstream"
+                )
+            )
 
     async def aclose(self) -> None:
         for task in self._tasks:
@@ -120,17 +142,16 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        from gateway.orders.dispatch import drain_pending
-
-        await drain_pending(self)
+        await drain_pending(self.orders, self.pending_outcomes, self.policy.queued_order_max_age_seconds)
         await self.call_log.flush(self.engine)
-        await self.upstreams.aclose()
+        await self.providers.aclose()
         await self.hot.close()
         await self.engine.dispose()
 
 
-async def learn_provider_keys(engine: AsyncEngine, first_retry: float = 1.0, max_retry: float = 60.0) -> None:
-    """Teach the log redactor every stored provider key, retrying until the database answers.
+async def learn_provider_keys(directory: ProviderDirectory, first_retry: float = 1.0, max_retry: float = 60.0) -> None:
+    """Teach the log redactor every stored provider key (``directory`` tells it each key it
+    reads), retrying until the database answers.
 
     A key this process never calls with can still reach a log line, e.g. in a database error
     about its row; so every key is masked from start-up, not only from first use.
@@ -138,8 +159,7 @@ async def learn_provider_keys(engine: AsyncEngine, first_retry: float = 1.0, max
     delay = first_retry
     while True:
         try:
-            async with engine.connect() as conn:
-                REDACTOR.add_all(row["api_key"] for row in await provider_access(conn))
+            await directory.refresh()
             return
         except Exception as exc:
             summary = next(iter(str(exc).splitlines()), "")  # the message line, not the whole dump

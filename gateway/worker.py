@@ -15,11 +15,9 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 
-from gateway.catalog.pricebook import ProviderAccess
 from gateway.catalog.sync import PeriodicSync
 from gateway.failpoints import failpoint
 from gateway.observability.logs import request_context
-from gateway.orders import queries
 from gateway.orders.dispatch import dispatch
 from gateway.orders.outcomes import OrderToSend
 from gateway.orders.refills import sync_refills
@@ -40,7 +38,9 @@ class Worker:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._stop = asyncio.Event()
-        self.catalog_sync = PeriodicSync(runtime, runtime.settings.catalog_sync_interval_seconds)
+        self.catalog_sync = PeriodicSync(
+            runtime.sessions, runtime.providers, runtime.settings.catalog_sync_interval_seconds
+        )
         self._last_sweep = 0.0
         self.last_step_seconds: dict[str, float] = {}
 
@@ -49,19 +49,19 @@ class Worker:
 
     async def dispatch_queued(self) -> int:
         """Send due queued orders upstream; returns how many were sent."""
-        async with self.runtime.engine.begin() as conn:
-            claimed = await queries.claim_queued_orders(conn, DISPATCH_BATCH)
+        rt = self.runtime
+        claimed = await rt.orders.claim_queued(DISPATCH_BATCH)
         if not claimed:
             return 0
         failpoint("dispatch_after_claim")
-        book = await self.runtime.catalog.book()
+        revision = await rt.providers.directory.refresh()
         limit = asyncio.Semaphore(DISPATCH_CONCURRENCY)
 
         async def one(order: OrderToSend) -> None:
             # The order's request id rides along, so the send is logged under the add that caused it.
             async with limit:
                 with request_context(order.request_id):
-                    await dispatch(self.runtime, order, book.providers.get(order.provider_id))
+                    await dispatch(rt.orders, rt.providers, rt.pending_outcomes, order, rt.policy, revision=revision)
 
         # Shielded: a stop request lets every claimed order finish its send and record.
         await asyncio.shield(asyncio.gather(*(one(order) for order in claimed)))
@@ -72,16 +72,15 @@ class Worker:
         now = time.monotonic()
         sweep_every = min(SWEEP_EVERY_SECONDS, self.runtime.settings.submitting_stale_seconds / 3)
         if now - self._last_sweep >= sweep_every:
-            await self._timed("sweep", lambda: sweep(self.runtime))
+            await self._timed("sweep", lambda: sweep(self.runtime.orders, self.runtime.policy))
             self._last_sweep = now
         await self._timed("dispatch", self.dispatch_queued)
-        await self._timed("status_sync", lambda: self._with_book(check_statuses))
-        await self._timed("refill_sync", lambda: self._with_book(sync_refills))
+        rt = self.runtime
+        await self._timed(
+            "status_sync", lambda: check_statuses(rt.orders, rt.providers, rt.policy.status_sync_interval_seconds)
+        )
+        await self._timed("refill_sync", lambda: sync_refills(rt.orders, rt.providers))
         await self._timed("catalog_sync", lambda: self.catalog_sync.step(now))
-
-    async def _with_book(self, step: Callable[[Runtime, dict[int, ProviderAccess]], Awaitable[int]]) -> int:
-        book = await self.runtime.catalog.book()
-        return await step(self.runtime, book.providers)
 
     async def _timed(self, name: str, work: Callable[[], Awaitable[object]]) -> None:
         """Run one step; its failure is logged and counted, and never stops the steps after it

@@ -128,6 +128,16 @@ def database_url(server_url: str, template_database: str) -> Iterator[str]:
     _run_sync(_execute(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture
+def empty_database(server_url: str) -> Iterator[str]:
+    """A database of this test's own with no schema at all (for the migrations themselves)."""
+    name = f"gw_empty_{os.getpid()}_{next(_counter)}"
+    dsn = _asyncpg_dsn(server_url)
+    _run_sync(_execute(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'))
+    yield make_url(server_url).set(database=name).render_as_string(False)
+    _run_sync(_execute(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def make_settings(**overrides: Any) -> Settings:
     """Settings for tests: no .env file, a known admin token, private upstreams allowed."""
     values: dict[str, Any] = {

@@ -82,3 +82,16 @@ def expected_refund(status: str, charge: Decimal, quantity: int, remains: int | 
         assert remains is not None, "a Partial order always shows the remains it was refunded for"
         return partial_refund(Decimal(charge), quantity, remains)
     return Decimal(0)
+
+
+async def place(runtime: Runtime, customer_id: int, params: dict[str, str], request_id: str | None = None) -> int:
+    """An order placed the way the customer API places it (price book, charge, send, record),
+    without going through HTTP; returns its id."""
+    from gateway.ledger.customers import CustomerAccount
+    from gateway.orders.placing import place_order
+
+    book = await runtime.catalog.book()
+    customer = CustomerAccount(customer_id, Decimal(0), None, Decimal(0), book.revision)
+    return await place_order(
+        runtime.orders, runtime.providers, runtime.pending_outcomes, book, customer, params, request_id, runtime.policy
+    )

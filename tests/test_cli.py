@@ -8,28 +8,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import httpx
-import pytest
-from sqlalchemy.engine import make_url
-
-from tests.conftest import _asyncpg_dsn, _execute, _run_sync
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def empty_database(server_url: str) -> Iterator[str]:
-    name = f"gw_empty_{os.getpid()}"
-    dsn = _asyncpg_dsn(server_url)
-    _run_sync(_execute(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'))
-    yield make_url(server_url).set(database=name).render_as_string(False)
-    _run_sync(_execute(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def gateway_env(database_url: str, **extra: str) -> dict[str, str]:

@@ -7,22 +7,19 @@ can be issued through ``/admin/tokens`` and are stored hashed and revocable. Wit
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from sqlalchemy import text
 
+from gateway.access import active_token_name
+from gateway.admin.deps import AdminAccess
 from gateway.errors import Unauthorized
-from gateway.runtime import Runtime
 
 ADMIN_DISABLED = "admin API disabled: set GATEWAY_ADMIN_TOKEN"
 BAD_TOKEN = "missing or invalid admin token"  # noqa: S105 - a message, not a secret
 MAX_TOKEN_LENGTH = 500
-
-_NAMED = text("SELECT name FROM admin_tokens WHERE token_hash = :hash AND revoked_at IS NULL")
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -35,14 +32,10 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
-def token_hash(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-
-
 async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Let the request through only with a valid admin token; record whose it was."""
-    runtime: Runtime = connection.app.state.runtime
-    configured = runtime.settings.admin_token
+    access: AdminAccess = connection.app.state.admin
+    configured = access.token
     if configured is None or not configured.get_secret_value():
         raise Unauthorized(ADMIN_DISABLED)
     given = bearer_token(connection.headers.get("authorization"))
@@ -51,9 +44,8 @@ async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
     if hmac.compare_digest(given.encode(), configured.get_secret_value().encode()):
         actor = "admin"
     else:
-        # Looked up by hash: the index does the comparing, the plain token is never stored.
-        async with runtime.engine.connect() as conn:
-            name = await conn.scalar(_NAMED, {"hash": token_hash(given)})
+        async with access.engine.connect() as conn:
+            name = await active_token_name(conn, given)
         if name is None:
             raise Unauthorized(BAD_TOKEN)
         actor = f"token:{name}"

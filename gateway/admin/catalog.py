@@ -11,9 +11,9 @@ from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
 from gateway import audit
 from gateway.admin.common import ERRORS, actor, money
+from gateway.admin.deps import DbSession, SettingsDep
 from gateway.catalog import services as domain
 from gateway.catalog.pricebook import PricedService, price_services
-from gateway.deps import DbSession, RuntimeDep
 from gateway.models import MarkupRule, Service
 
 Id = Annotated[int, PathParameter(gt=0, le=2**62)]
@@ -142,7 +142,7 @@ class ServiceController(Controller):
     async def list_all(
         self,
         db: DbSession,
-        runtime: RuntimeDep,
+        settings: SettingsDep,
         provider_id: Annotated[int | None, QueryParameter(gt=0, le=2**62)] = None,
         category: Annotated[str | None, QueryParameter(max_length=200)] = None,
         enabled: FromQuery[bool | None] = None,
@@ -150,15 +150,13 @@ class ServiceController(Controller):
         before: Annotated[int | None, QueryParameter(gt=0, le=2**62)] = None,
     ) -> list[ServiceOut]:
         services = await domain.list_services(db, provider_id, category, enabled, limit, before)
-        priced = {
-            p.id: p for p in await price_services(db, [s.id for s in services], runtime.settings.min_margin_percent)
-        }
+        priced = {p.id: p for p in await price_services(db, [s.id for s in services], settings.min_margin_percent)}
         return [service_out(s, priced[s.id]) for s in services]
 
     @get("/{service_id:int}", summary="One service", responses=ERRORS)
-    async def show(self, service_id: Id, db: DbSession, runtime: RuntimeDep) -> ServiceOut:
+    async def show(self, service_id: Id, db: DbSession, settings: SettingsDep) -> ServiceOut:
         service = await domain.require_service(db, service_id)
-        (priced,) = await price_services(db, [service.id], runtime.settings.min_margin_percent)
+        (priced,) = await price_services(db, [service.id], settings.min_margin_percent)
         return service_out(service, priced)
 
     @patch("/{service_id:int}", summary="Local edits that survive every sync", responses=ERRORS)
@@ -168,7 +166,7 @@ class ServiceController(Controller):
         service_id: Id,
         data: JSONBody[ServicePatch],
         db: DbSession,
-        runtime: RuntimeDep,
+        settings: SettingsDep,
     ) -> ServiceOut:
         service = await domain.require_service(db, service_id)
         fields = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
@@ -178,7 +176,7 @@ class ServiceController(Controller):
         await audit.record(
             db, actor(request), "service.update", "service", service.id, before, _service_fields(service)
         )
-        (priced,) = await price_services(db, [service.id], runtime.settings.min_margin_percent)
+        (priced,) = await price_services(db, [service.id], settings.min_margin_percent)
         return service_out(service, priced)
 
 

@@ -11,7 +11,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from gateway import audit
 from gateway.admin.common import ERRORS, actor, money
-from gateway.deps import DbSession
+from gateway.admin.deps import DbSession
 from gateway.ledger import customers as domain
 from gateway.models import Customer, LedgerEntry
 

@@ -14,7 +14,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from gateway import audit
 from gateway.admin.common import ERRORS, actor, money
 from gateway.admin.customers import LedgerEntryOut, entry_out
-from gateway.deps import DbSession
+from gateway.admin.deps import DbSession
 from gateway.errors import InvalidInput
 from gateway.models import Order, OrderAnomaly, UpstreamCall
 from gateway.money import MoneyError, parse_amount

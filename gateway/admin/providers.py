@@ -1,20 +1,26 @@
-"""Admin: providers, their catalog sync and their live balance."""
+"""Admin: providers, their catalog sync and their live balance.
+
+The routes that call an upstream (sync, balance) take no request-wide database session: the
+upstream can take its whole timeout to answer, and no transaction may stay open meanwhile. The
+domain opens short units of work around the call instead (gateway.catalog.sync, .balances).
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, patch, post
 from litestar.params import JSONBody, PathParameter
-from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import audit
 from gateway.admin.common import ERRORS, UPSTREAM_ERRORS, UpstreamFailed, actor, money
+from gateway.admin.deps import DbSession, ProvidersDep, SessionsDep, SettingsDep
+from gateway.catalog import balances
 from gateway.catalog import providers as domain
-from gateway.catalog.sync import sync_provider
-from gateway.deps import DbSession, RuntimeDep
+from gateway.catalog.sync import SyncSummary, sync_provider
 from gateway.errors import InvalidInput
 from gateway.models import Provider
 from gateway.observability.logs import REDACTOR
@@ -84,16 +90,18 @@ def provider_out(provider: Provider) -> ProviderOut:
             "fx_rate": format(provider.fx_rate.normalize(), "f"),
             "low_balance_threshold": money(provider.low_balance_threshold),
             "last_balance": money(provider.last_balance),
-            "low_balance": is_low(provider),
+            "low_balance": balances.is_low(provider.low_balance_threshold, provider.last_balance),
         }
     )
 
 
-def is_low(provider: Provider) -> bool:
-    return (
-        provider.low_balance_threshold is not None
-        and provider.last_balance is not None
-        and provider.last_balance < provider.low_balance_threshold
+def balance_out(live: balances.LiveBalance) -> BalanceOut:
+    return BalanceOut(
+        provider_id=live.provider_id,
+        balance=money(live.balance) or "0.00",
+        currency=live.currency,
+        low_balance=live.low_balance,
+        checked_at=live.checked_at,
     )
 
 
@@ -122,11 +130,11 @@ class ProviderController(Controller):
 
     @post("/", summary="Register an upstream provider", status_code=201, responses=ERRORS)
     async def create(
-        self, request: Request[Any, Any, Any], data: JSONBody[ProviderCreate], db: DbSession, runtime: RuntimeDep
+        self, request: Request[Any, Any, Any], data: JSONBody[ProviderCreate], db: DbSession, settings: SettingsDep
     ) -> ProviderOut:
         if not data.name.strip():
             raise InvalidInput("name must not be empty", field="name")
-        changes = _changes(data, runtime.settings.allow_private_upstreams)
+        changes = _changes(data, settings.allow_private_upstreams)
         provider = await domain.create_provider(db, changes, on_key=REDACTOR.add)
         await audit.record(
             db, actor(request), "provider.create", "provider", provider.id, None, domain.provider_fields(provider)
@@ -148,14 +156,15 @@ class ProviderController(Controller):
         provider_id: ProviderId,
         data: JSONBody[ProviderPatch],
         db: DbSession,
-        runtime: RuntimeDep,
+        settings: SettingsDep,
+        providers: ProvidersDep,
     ) -> ProviderOut:
-        changes = _changes(data, runtime.settings.allow_private_upstreams)
+        changes = _changes(data, settings.allow_private_upstreams)
         provider = await domain.require_provider(db, provider_id)
         before = domain.provider_fields(provider)
         provider = await domain.update_provider(db, provider, changes, on_key=REDACTOR.add)
         if changes.api_url is not None or changes.api_key is not None or changes.enabled is False:
-            runtime.upstreams.forget(provider.id)
+            providers.forget(provider.id)
         await audit.record(
             db, actor(request), "provider.update", "provider", provider.id, before, domain.provider_fields(provider)
         )
@@ -165,35 +174,43 @@ class ProviderController(Controller):
         "/{provider_id:int}/sync", summary="Sync the provider's catalog now", status_code=200, responses=UPSTREAM_ERRORS
     )
     async def sync(
-        self, request: Request[Any, Any, Any], provider_id: ProviderId, db: DbSession, runtime: RuntimeDep
+        self, request: Request[Any, Any, Any], provider_id: ProviderId, sessions: SessionsDep, providers: ProvidersDep
     ) -> SyncOut:
-        await domain.require_provider(db, provider_id)
+        async def audited(session: AsyncSession, summary: SyncSummary) -> None:
+            # In the transaction that applies the catalog: the entry commits with the change.
+            await audit.record(
+                session, actor(request), "provider.sync", "provider", provider_id, None, summary.as_dict()
+            )
+
         try:
-            summary = await sync_provider(runtime, provider_id)
+            summary = await sync_provider(sessions, providers, provider_id, on_applied=audited)
         except UpstreamError as exc:
             raise UpstreamFailed(f"catalog sync failed: {exc}") from None
-        await audit.record(db, actor(request), "provider.sync", "provider", provider_id, None, summary.as_dict())
         return SyncOut(**summary.as_dict())
 
-    @get("/{provider_id:int}/balance", summary="The provider's balance, asked live", responses=UPSTREAM_ERRORS)
-    async def balance(self, provider_id: ProviderId, db: DbSession, runtime: RuntimeDep) -> BalanceOut:
-        provider = await domain.require_provider(db, provider_id)
-        client = domain.provider_client(runtime, provider)
+    @get(
+        "/{provider_id:int}/balance",
+        summary="The provider's balance, asked live (nothing is recorded: see balance/refresh)",
+        responses=UPSTREAM_ERRORS,
+    )
+    async def balance(self, provider_id: ProviderId, sessions: SessionsDep, providers: ProvidersDep) -> BalanceOut:
         try:
-            answer = await client.balance()
+            live = await balances.ask_balance(sessions, providers, provider_id)
         except UpstreamError as exc:
             raise UpstreamFailed(f"balance check failed: {exc}") from None
-        now = datetime.now(UTC)
-        await db.execute(
-            update(Provider)
-            .where(Provider.id == provider_id)
-            .values(last_balance=answer.balance, last_balance_currency=answer.currency, last_balance_at=now)
-        )
-        provider.last_balance = answer.balance
-        return BalanceOut(
-            provider_id=provider_id,
-            balance=money(answer.balance) or "0.00",
-            currency=answer.currency,
-            low_balance=is_low(provider),
-            checked_at=now,
-        )
+        return balance_out(live)
+
+    @post(
+        "/{provider_id:int}/balance/refresh",
+        summary="Ask the provider's balance live and record it on the provider (audited)",
+        status_code=200,
+        responses=UPSTREAM_ERRORS,
+    )
+    async def refresh_balance(
+        self, request: Request[Any, Any, Any], provider_id: ProviderId, sessions: SessionsDep, providers: ProvidersDep
+    ) -> BalanceOut:
+        try:
+            live = await balances.refresh_balance(sessions, providers, provider_id, actor(request))
+        except UpstreamError as exc:
+            raise UpstreamFailed(f"balance check failed: {exc}") from None
+        return balance_out(live)

@@ -11,8 +11,8 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from gateway import audit
 from gateway.admin.common import ERRORS, actor
+from gateway.admin.deps import DbSession
 from gateway.admin.orders import UpstreamCallOut, call_out
-from gateway.deps import DbSession
 from gateway.models import Refill
 from gateway.orders import refill_operator as domain
 

@@ -6,17 +6,19 @@ from litestar import get
 
 from gateway import __version__
 from gateway.admin.common import ERRORS
-from gateway.db import current_revision, head_revision
-from gateway.deps import RuntimeDep
+from gateway.admin.deps import DbSession, SettingsDep
+from gateway.db import head_revision, revision_of
 
 
 @get("/system", summary="Version, schema revision and the non-secret settings", responses=ERRORS)
-async def system_info(runtime: RuntimeDep) -> dict[str, object]:
-    revision = await current_revision(runtime.engine)
+async def system_info(db: DbSession, settings: SettingsDep) -> dict[str, object]:
+    revision = await revision_of(await db.connection())
     return {
         "version": __version__,
         "schema_revision": revision,
         "schema_head": head_revision(),
-        "currency": runtime.settings.currency,
-        "v2_dialect": runtime.settings.v2_dialect,
+        "currency": settings.currency,
+        "v2_dialect": settings.v2_dialect,
+        # The pricing floor (a decimal string): the console's markup preview applies it too.
+        "min_margin_percent": format(settings.min_margin_percent.normalize(), "f"),
     }

@@ -9,10 +9,8 @@ is visible on the very next call in every process.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -41,19 +39,6 @@ class PricedService:
     quote: Quote
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderAccess:
-    """How to reach a provider (kept with the book: it changes as rarely as prices)."""
-
-    id: int
-    api_url: str
-    api_key: str
-    enabled: bool
-
-    def __repr__(self) -> str:
-        return f"ProviderAccess(id={self.id}, enabled={self.enabled})"
-
-
 class ServiceListing(msgspec.Struct, frozen=True):
     """One entry of the v2 ``services`` answer (PROTOCOL.md section 2)."""
 
@@ -78,7 +63,6 @@ class PriceBook:
     min_margin_percent: Decimal
     services: dict[int, PricedService]
     customer_rates: dict[int, dict[int, Decimal]]
-    providers: dict[int, ProviderAccess] = field(default_factory=dict)
     _listings: dict[tuple[int, Decimal], bytes] = field(default_factory=dict)
 
     def quote(self, service: PricedService, customer_id: int, discount_percent: Decimal) -> Quote:
@@ -159,11 +143,8 @@ def price_service(row: queries.ServiceRow, rules: RuleBook, min_margin_percent: 
     )
 
 
-async def load_pricebook(
-    conn: AsyncConnection, min_margin_percent: Decimal, on_key: Callable[[str], None] | None = None
-) -> PriceBook:
-    """The whole price book as the database has it now. ``on_key`` is told every provider's
-    API key read (the log redactor learns them)."""
+async def load_pricebook(conn: AsyncConnection, min_margin_percent: Decimal) -> PriceBook:
+    """The whole price book as the database has it now."""
     revision = await queries.catalog_revision(conn)
     rules = RuleBook([MarkupRule(**r) for r in await queries.markup_rules(conn)])
     services = {
@@ -174,31 +155,15 @@ async def load_pricebook(
         min_margin_percent=min_margin_percent,
         services=services,
         customer_rates=await queries.all_customer_rates(conn),
-        providers=_provider_access(await queries.provider_access(conn), on_key),
     )
 
 
-def _provider_access(rows: list[dict[str, Any]], on_key: Callable[[str], None] | None) -> dict[int, ProviderAccess]:
-    providers = {p.id: p for p in (ProviderAccess(**row) for row in rows)}
-    if on_key is not None:
-        for provider in providers.values():
-            on_key(provider.api_key)
-    return providers
-
-
 class Catalog:
-    """The process' price book, rebuilt when the database says the catalog moved on.
+    """The process' price book, rebuilt when the database says the catalog moved on."""
 
-    ``on_key`` is told every provider API key a rebuild reads (the log redactor learns them:
-    a key added or rotated by another process is masked here from the next rebuild on).
-    """
-
-    def __init__(
-        self, engine: AsyncEngine, min_margin_percent: Decimal, *, on_key: Callable[[str], None] | None = None
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, min_margin_percent: Decimal) -> None:
         self._engine = engine
         self._min_margin = min_margin_percent
-        self._on_key = on_key
         self._book: PriceBook | None = None
         self._lock = asyncio.Lock()
 
@@ -214,12 +179,9 @@ class Catalog:
             book = self._book
             if book is None or book.revision < revision:
                 async with self._engine.connect() as conn:
-                    book = await load_pricebook(conn, self._min_margin, self._on_key)
+                    book = await load_pricebook(conn, self._min_margin)
                 self._book = book
             return book
-
-    def invalidate(self) -> None:
-        self._book = None
 
 
 async def price_services(

@@ -46,10 +46,6 @@ class Quote:
     below_cost: bool
     margin_protected: bool
 
-    @property
-    def margin(self) -> Decimal:
-        return self.rate - self.cost_rate
-
 
 class RuleBook:
     """The markup rules indexed by target, for a lookup per service in O(1)."""

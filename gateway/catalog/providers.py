@@ -15,8 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.models import Provider
 from gateway.money import MoneyError, parse_amount, parse_decimal
-from gateway.runtime import Runtime
-from gateway.upstream import UnsafeUpstreamURL, UpstreamClient, check_upstream_url
+from gateway.upstream import UnsafeUpstreamURL, check_upstream_url
 from gateway.upstream.addresses import normalise_upstream_url
 
 MAX_FX_RATE = Decimal("1000000")
@@ -92,14 +91,6 @@ async def require_provider(session: AsyncSession, provider_id: int) -> Provider:
     if provider is None:
         raise NotFound(f"provider {provider_id} not found")
     return provider
-
-
-def provider_client(runtime: Runtime, provider: Provider) -> UpstreamClient:
-    """The pooled upstream client of a provider (the URL is checked again here: settings change)."""
-    try:
-        return runtime.upstreams.client_for(provider.id, provider.api_url, provider.api_key)
-    except UnsafeUpstreamURL as exc:
-        raise Conflict(f"provider {provider.id} has an unusable api_url: {exc.reason}") from None
 
 
 async def list_providers(session: AsyncSession) -> list[Provider]:

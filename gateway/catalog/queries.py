@@ -79,11 +79,6 @@ async def services_for_pricing(conn: Executor, service_ids: Sequence[int] | None
     return [ServiceRow(**row._mapping) for row in (await conn.execute(query)).all()]
 
 
-async def provider_access(conn: Executor) -> list[dict[str, Any]]:
-    rows = await conn.execute(select(Provider.id, Provider.api_url, Provider.api_key, Provider.enabled))
-    return [dict(row._mapping) for row in rows]
-
-
 async def markup_rules(conn: Executor) -> list[dict[str, Any]]:
     rows = (
         await conn.execute(
@@ -172,15 +167,16 @@ async def mark_vanished_services(session: AsyncSession, provider_id: int, presen
     return len((await session.execute(stmt)).all())
 
 
-async def count_provider_services(session: AsyncSession, provider_id: int) -> int:
-    return int((await session.execute(select(func.count()).where(Service.provider_id == provider_id))).scalar_one())
-
-
 async def record_sync(session: AsyncSession, provider_id: int, at: datetime, error: str | None) -> None:
     values: dict[str, Any] = {"last_sync_error": error}
     if error is None:
         values["last_sync_at"] = at
     await session.execute(update(Provider).where(Provider.id == provider_id).values(**values))
+
+
+async def provider_for_update(session: AsyncSession, provider_id: int) -> Provider | None:
+    """The provider, its row locked until the transaction ends (None: no such provider)."""
+    return await session.get(Provider, provider_id, with_for_update=True, populate_existing=True)
 
 
 async def providers_due_for_sync(session: AsyncSession, interval_seconds: float) -> list[Provider]:

@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.catalog import queries
-from gateway.catalog.providers import list_providers, provider_client, require_provider
+from gateway.catalog.providers import require_provider
 from gateway.errors import DomainError
 from gateway.models import SERVICE_TYPES
 from gateway.money import MAX_RATE
-from gateway.runtime import Runtime
-from gateway.settings import Settings
+from gateway.providers import ProviderGateway
 from gateway.upstream import Service as UpstreamService
 from gateway.upstream import UpstreamError
 
@@ -118,49 +117,34 @@ async def apply_catalog(
     )
 
 
-async def sync_all(
-    settings: Settings, database_url: str, provider_id: int | None, progress_for: Callable[[str], Progress] | None
-) -> list[tuple[str, SyncSummary | str]]:
-    """``gateway sync``: sync one provider or every enabled one; failures are reported, not raised."""
-    runtime = Runtime.build(settings, database_url)
-    results: list[tuple[str, SyncSummary | str]] = []
-    try:
-        async with runtime.sessions() as session:
-            providers = [
-                (p.id, p.name)
-                for p in await list_providers(session)
-                if (p.id == provider_id if provider_id is not None else p.enabled)
-            ]
-        for pid, name in providers:
-            try:
-                summary = await sync_provider(runtime, pid, progress_for(name) if progress_for else None)
-            except (UpstreamError, DomainError) as exc:
-                results.append((name, str(exc)))
-            else:
-                results.append((name, summary))
-    finally:
-        await runtime.aclose()
-    return results
-
-
-async def sync_provider(runtime: Runtime, provider_id: int, progress: Progress | None = None) -> SyncSummary:
+async def sync_provider(
+    sessions: async_sessionmaker[AsyncSession],
+    providers: ProviderGateway,
+    provider_id: int,
+    progress: Progress | None = None,
+    *,
+    on_applied: Callable[[AsyncSession, SyncSummary], Awaitable[None]] | None = None,
+) -> SyncSummary:
     """Fetch a provider's services and apply them. Upstream failures raise :class:`UpstreamError`
-    (and are remembered on the provider for the operator); nothing is changed then."""
-    async with runtime.sessions() as session, session.begin():
-        provider = await require_provider(session, provider_id)
-        client = provider_client(runtime, provider)
+    (and are remembered on the provider for the operator); nothing is changed then. No
+    transaction is open while the upstream is asked. ``on_applied`` runs inside the transaction
+    that applies the catalog (an audit entry then commits with the change, or not at all)."""
+    async with sessions() as session, session.begin():
+        await require_provider(session, provider_id)
     if progress:
         progress("fetch", 0, 1)
     try:
-        services = await client.services()
+        services = await providers.services(provider_id)
     except UpstreamError as exc:
-        async with runtime.sessions() as session, session.begin():
+        async with sessions() as session, session.begin():
             await queries.record_sync(session, provider_id, datetime.now(UTC), str(exc)[:500])
         raise
     if progress:
         progress("fetch", 1, 1)
-    async with runtime.sessions() as session, session.begin():
+    async with sessions() as session, session.begin():
         summary = await apply_catalog(session, provider_id, services, progress)
+        if on_applied is not None:
+            await on_applied(session, summary)
     log.info("catalog sync provider=%s %s", provider_id, summary.as_dict())
     return summary
 
@@ -172,8 +156,9 @@ class PeriodicSync:
     only: losing it on restart costs one early retry, nothing more).
     """
 
-    def __init__(self, runtime: Runtime, interval: float) -> None:
-        self.runtime = runtime
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], providers: ProviderGateway, interval: float) -> None:
+        self._sessions = sessions
+        self._providers = providers
         self.interval = interval
         self._retry_at: dict[int, tuple[float, int]] = {}
 
@@ -181,7 +166,7 @@ class PeriodicSync:
         """Sync the providers that are due; returns how many were synced."""
         if self.interval <= 0:
             return 0
-        async with self.runtime.sessions() as session:
+        async with self._sessions() as session:
             due = [p.id for p in await queries.providers_due_for_sync(session, self.interval)]
         synced = 0
         for provider_id in due:
@@ -189,7 +174,7 @@ class PeriodicSync:
             if now < retry_at:
                 continue
             try:
-                await sync_provider(self.runtime, provider_id)
+                await sync_provider(self._sessions, self._providers, provider_id)
             except (UpstreamError, DomainError) as exc:
                 failures += 1
                 pause = min(self.interval, 30.0 * 2**failures)

@@ -1,4 +1,6 @@
-"""Customers: creation (the key shown once), key rotation, settings, and their ledger."""
+"""Customers: who is calling (the account behind a v2 key), creation (the key shown once), key
+rotation, settings, and their ledger. The one home of the customer: the table is
+:class:`gateway.models.Customer`, the account a request acts for is :class:`CustomerAccount`."""
 
 from __future__ import annotations
 
@@ -6,14 +8,50 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.db import HotPathPool
 from gateway.errors import InvalidInput, NotFound
-from gateway.ledger.keys import new_api_key
+from gateway.ledger.keys import MAX_KEY_LENGTH, hash_key, hashes_match, new_api_key
 from gateway.ledger.ledger import add_funds
 from gateway.models import DIALECTS, Customer, LedgerEntry
 from gateway.money import HUNDRED, MoneyError, parse_amount, parse_decimal
+
+# The key lookup of every v2 call, with the catalog revision in the same round trip.
+CUSTOMER_BY_KEY_HASH = text(
+    "SELECT id, api_key_hash, enabled, balance, dialect, discount_percent,"
+    " (SELECT revision FROM catalog_revision WHERE id = 1) AS catalog_revision"
+    " FROM customers WHERE api_key_hash = :hash"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerAccount:
+    """The enabled customer a request acts for, as of its key lookup (with the catalog revision
+    of that moment, so prices and providers are read as of the same revision)."""
+
+    id: int
+    balance: Decimal
+    dialect: str | None
+    discount_percent: Decimal
+    catalog_revision: int
+
+
+async def account_for_key(hot: HotPathPool, key: str | None) -> CustomerAccount | None:
+    """The enabled customer owning ``key``, or None (unknown, revoked, disabled, malformed)."""
+    if not key or len(key) > MAX_KEY_LENGTH:
+        return None
+    row = await hot.fetchrow(CUSTOMER_BY_KEY_HASH, hash=hash_key(key))
+    if row is None or not row["enabled"] or not hashes_match(row["api_key_hash"], key):
+        return None
+    return CustomerAccount(
+        id=row["id"],
+        balance=row["balance"],
+        dialect=row["dialect"],
+        discount_percent=row["discount_percent"],
+        catalog_revision=row["catalog_revision"],
+    )
 
 
 def validate_name(name: str) -> str:

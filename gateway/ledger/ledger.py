@@ -8,7 +8,6 @@ schema refuses a second charge or refund for one order and a refund above its ch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -65,11 +64,6 @@ _REFUND = text(
     RETURNING balance_after
     """
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Movement:
-    balance_after: Decimal
 
 
 async def add_funds(

@@ -3,8 +3,9 @@
 Each app (each :class:`~gateway.runtime.Runtime`) has its own ``CollectorRegistry``, so any
 number of apps can live in one process (tests) without colliding. Counters and histograms are
 fed as things happen (v2 requests, upstream attempts, worker steps); the order gauges and the
-circuit breaker states are computed at scrape time: one ``GROUP BY`` over the orders and a look
-at this process' breakers. Label values are bounded: v2 actions are the protocol's (anything else
+circuit breaker states are computed at scrape time: the orders domain's snapshot (one ``GROUP BY``
+over the orders, :meth:`gateway.orders.store.OrderStore.snapshot`) and a look at this process'
+breakers. Label values are bounded: v2 actions are the protocol's (anything else
 is ``unknown``), outcomes a handful, providers the configured ones.
 """
 
@@ -12,46 +13,25 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.upstream import AttemptRecord, BreakerSnapshot
 
-if TYPE_CHECKING:
-    from gateway.runtime import Runtime
-
-__all__ = ["GatewayMetrics", "OrderSnapshot", "metrics_endpoint", "order_snapshot"]
+__all__ = ["GatewayMetrics", "OrderSnapshot", "metrics_response"]
 
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 STEP_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BREAKER_STATES = ("closed", "open", "half_open")
-SCRAPE_STATEMENT_TIMEOUT_MS = 5000
-
-_ORDER_SNAPSHOT = text(
-    """
-    SELECT status, state, count(*) AS orders,
-           count(*) FILTER (WHERE held_status IS NOT NULL) AS held,
-           extract(epoch FROM now() - min(created_at) FILTER (WHERE state = 'queued')) AS queued_age,
-           extract(epoch FROM now() - min(coalesce(last_checked_at, placed_at, created_at)) FILTER (
-               WHERE state = 'placed' AND status NOT IN ('Completed', 'Partial', 'Canceled')
-                 AND held_status IS NULL)) AS stale_age
-    FROM orders
-    GROUP BY status, state
-    """
-)
-# Anomalies are never deleted, so their count per kind only grows: exposed as a counter.
-_ANOMALY_SNAPSHOT = text("SELECT kind, count(*) AS anomalies FROM order_anomalies GROUP BY kind")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,24 +43,6 @@ class OrderSnapshot:
     stalest_active_seconds: float = 0.0
     held: int = 0
     anomalies: dict[str, int] = field(default_factory=dict)
-
-
-async def order_snapshot(engine: AsyncEngine) -> OrderSnapshot:
-    """Order counts by status and state, the age of the oldest queued order, how long ago the
-    stalest active (placed, not terminal, not held) order was last checked upstream, how many
-    final statuses wait for a refund decision, and the anomalies recorded per kind."""
-    async with engine.begin() as conn:
-        await conn.execute(text(f"SET LOCAL statement_timeout = {SCRAPE_STATEMENT_TIMEOUT_MS}"))
-        rows = (await conn.execute(_ORDER_SNAPSHOT)).all()
-        anomalies = {str(r.kind): int(r.anomalies) for r in await conn.execute(_ANOMALY_SNAPSHOT)}
-    counts = {(str(r.status), str(r.state)): int(r.orders) for r in rows}
-    return OrderSnapshot(
-        counts=counts,
-        oldest_queued_seconds=max((float(r.queued_age) for r in rows if r.queued_age is not None), default=0.0),
-        stalest_active_seconds=max((float(r.stale_age) for r in rows if r.stale_age is not None), default=0.0),
-        held=sum(int(r.held) for r in rows),
-        anomalies=anomalies,
-    )
 
 
 class _ScrapeTimeValues(Collector):
@@ -209,10 +171,13 @@ class GatewayMetrics:
     def worker_step_failed(self, step: str) -> None:
         self.worker_step_failures.labels(step).inc()
 
-    async def render(self, engine: AsyncEngine, breakers: Mapping[int | str, BreakerSnapshot]) -> bytes:
-        """The text exposition, with the scrape-time values read now."""
+    async def render(
+        self, orders_now: Callable[[], Awaitable[OrderSnapshot]], breakers: Mapping[int | str, BreakerSnapshot]
+    ) -> bytes:
+        """The text exposition, with the scrape-time values read now (``orders_now`` reads the
+        order figures: the orders domain owns that query)."""
         try:
-            orders: OrderSnapshot | None = await order_snapshot(engine)
+            orders: OrderSnapshot | None = await orders_now()
         except Exception as exc:
             log.warning("metrics: could not read the orders table: %s", type(exc).__name__)
             orders = None
@@ -222,8 +187,6 @@ class GatewayMetrics:
         return generate_latest(self.registry)
 
 
-@get("/metrics", include_in_schema=False, summary="Prometheus metrics")
-async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
-    runtime: Runtime = request.app.state.runtime
-    body = await runtime.metrics.render(runtime.engine, runtime.upstreams.breakers())
+def metrics_response(body: bytes) -> Response[bytes]:
+    """``GET /metrics``'s answer (the route is wired by the app, which knows what to render)."""
     return Response(body, media_type=CONTENT_TYPE_LATEST)

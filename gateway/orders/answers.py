@@ -13,18 +13,11 @@ nothing here trusts a value because it parsed. Per field:
 - **charge** (what the upstream billed): negative, beyond NUMERIC(20,5) or unreadable: not stored
   (``bad_charge``).
 
-Final statuses move money, so they are applied only when the same answer says how much:
-
-- **Completed**: no refund (remains above 0 is kept and flagged ``completed_with_remains``).
-- **Partial**: refunded ``charge × remains / quantity`` (rounded down) from the remains reported in
-  this answer, when 0 < remains <= quantity. Without one (absent, ``"Unknown"``, unreadable,
-  out of range) or with a contradictory one (0, negative, above the quantity) the status is
-  **held**: the customer keeps seeing the previous status, the gateway asks again
-  (``HELD_ASKS`` answers in all), then stops and the order waits for the operator to settle it.
-  Never the whole charge by default.
-- **Canceled**: the whole charge, when nothing was delivered (remains absent or >= quantity);
-  from the reported remains when 0 < remains < quantity (partial delivery, shown to the customer
-  as ``Partial``); held like Partial when remains is 0 or negative (contradictory).
+Final statuses move money, so they are applied only when the same answer says how much
+(:func:`gateway.orders.refunds.on_final_status` decides; ``completed_with_remains`` is flagged
+here). A final status whose refund the answer does not determine is **held**: the customer keeps
+seeing the previous status, the gateway asks again (``HELD_ASKS`` answers in all), then stops and
+the order waits for the operator to settle it. Never the whole charge by default.
 """
 
 from __future__ import annotations
@@ -32,8 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from gateway.money import MAX_AMOUNT, ZERO, partial_refund
-from gateway.upstream import OrderState, OrderStatus
+from gateway.lifecycle import FINAL_STATUSES, OrderStatus
+from gateway.money import MAX_AMOUNT, ZERO
+from gateway.orders.refunds import OrderFacts, on_final_status
+from gateway.upstream import StatusAnswer
 
 MAX_BIGINT = 2**63 - 1
 # Answers without a usable remains before a held final status waits for the operator.
@@ -47,16 +42,6 @@ class Anomaly:
 
     kind: str
     detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class OrderFacts:
-    """What the status sync knows of an order when it reads an answer for it."""
-
-    id: int
-    charge: Decimal
-    quantity: int
-    held_checks: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +81,7 @@ def _count(value: int | None) -> str:
     return "none" if value is None else str(value)[:40]
 
 
-def read_status(answer: OrderStatus, order: OrderFacts) -> StatusUpdate:
+def read_status(answer: StatusAnswer, order: OrderFacts) -> StatusUpdate:
     """Decide what ``answer`` does to ``order`` (see the module docstring for the rules)."""
     reading = _Reading()
     for note in answer.unreadable:
@@ -128,36 +113,26 @@ def read_status(answer: OrderStatus, order: OrderFacts) -> StatusUpdate:
         reading.flag("remains_above_quantity", f"remains {reported} of a quantity of {order.quantity}")
         stored = order.quantity
 
-    shown = status.value if status is not None else None
+    shown: str | None = status.value if status is not None else None
     ends = False
     refund = ZERO
     held: str | None = None
-    if status is OrderState.COMPLETED:
-        ends = True
-        if reported is not None and reported > 0:
-            reading.flag("completed_with_remains", f"Completed with remains {reported}")
-    elif status is OrderState.PARTIAL:
-        if reported is not None and 0 < reported <= order.quantity:
-            ends, refund = True, partial_refund(order.charge, order.quantity, reported)
-        else:
-            held = "Partial"
-            said = "no usable remains" if answer.remains is None else f"remains {_count(answer.remains)}"
-            reading.flag("partial_without_remains", f"Partial with {said}")
-    elif status is OrderState.CANCELED:
-        if reported is None or reported >= order.quantity:
-            ends, refund = True, Decimal(order.charge)
-        elif reported > 0:
-            # Delivered in part, then canceled: the customer pays for what was delivered.
-            ends, refund, shown = True, partial_refund(order.charge, order.quantity, reported), "Partial"
-        else:
-            held = "Canceled"
-            reading.flag("canceled_with_no_remains", f"Canceled with remains {reported}: contradictory")
-
     asks_left = 0
-    if held is not None:
-        shown = None  # the customer sees the final status only together with its refund
-        stored = None
-        asks_left = max(0, HELD_ASKS - (order.held_checks + 1))
+    if status is OrderStatus.COMPLETED and reported is not None and reported > 0:
+        reading.flag("completed_with_remains", f"Completed with remains {reported}")
+    if status in FINAL_STATUSES:
+        assert status is not None
+        ending = on_final_status(status, reported, order)
+        if ending.ends:
+            ends, refund, shown = True, ending.refund, ending.shown
+        else:
+            assert ending.held is not None
+            assert ending.problem is not None
+            held = ending.held.value
+            reading.flag(*ending.problem)
+            shown = None  # the customer sees the final status only together with its refund
+            stored = None
+            asks_left = max(0, HELD_ASKS - (order.held_checks + 1))
     return StatusUpdate(
         status=shown,
         raw_status=answer.raw_status,
@@ -170,32 +145,3 @@ def read_status(answer: OrderStatus, order: OrderFacts) -> StatusUpdate:
         asks_left=asks_left,
         anomalies=tuple(reading.anomalies.values()),
     )
-
-
-def settlement(order: OrderFacts, remains: int | None, refund: Decimal | None) -> tuple[str, Decimal]:
-    """The final status and refund of an order the operator settles, from the units not
-    delivered (``remains``) or the amount to give back (``refund``): exactly one of them.
-
-    With remains: 0 is Completed, the whole quantity Canceled (the whole charge back), anything
-    between Partial (refund rounded down like any Partial). With a refund: nothing back is
-    Completed, the whole charge Canceled, anything between Partial. Raises ``ValueError`` (with a
-    message for the operator) for values out of range.
-    """
-    if (remains is None) == (refund is None):
-        raise ValueError("give either remains or refund")
-    if remains is not None:
-        if not 0 <= remains <= order.quantity:
-            raise ValueError(f"remains must be between 0 and the quantity {order.quantity}")
-        if remains == 0:
-            return "Completed", ZERO
-        if remains == order.quantity:
-            return "Canceled", Decimal(order.charge)
-        return "Partial", partial_refund(order.charge, order.quantity, remains)
-    assert refund is not None
-    if not ZERO <= refund <= order.charge:
-        raise ValueError(f"refund must be between 0 and the charge {order.charge}")
-    if refund == 0:
-        return "Completed", refund
-    if refund == order.charge:
-        return "Canceled", refund
-    return "Partial", refund

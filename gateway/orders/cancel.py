@@ -9,26 +9,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import text
-
-from gateway import calllog
-from gateway.catalog.pricebook import PriceBook
-from gateway.errors import INCORRECT_ORDER, SERVICE_UNAVAILABLE
+from gateway.errors import CANCEL_NOT_AVAILABLE, INCORRECT_ORDER, SERVICE_UNAVAILABLE
+from gateway.lifecycle import FINAL_STATUSES, OrderState
 from gateway.orders.dispatch import cancel_unsent
-from gateway.runtime import Runtime
-from gateway.upstream import CancelAccepted, ItemError, UnsafeUpstreamURL, UpstreamError
+from gateway.orders.store import OrderStore
+from gateway.providers import ProviderGateway
+from gateway.upstream import CancelAccepted, ItemError, UpstreamError
 
 log = logging.getLogger(__name__)
-
-CANCEL_NOT_AVAILABLE = "Cancel is not available for this order"
-
-_ORDERS = text(
-    """
-    SELECT o.id, o.provider_id, o.upstream_order_id, o.status, o.state, s.cancel
-    FROM orders o JOIN services s ON s.id = o.service_id
-    WHERE o.customer_id = :customer_id AND o.id = ANY(:ids)
-    """
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,46 +26,43 @@ class CancelAnswer:
 
 
 async def cancel_orders(
-    runtime: Runtime, book: PriceBook, customer_id: int, order_ids: Sequence[int]
+    orders: OrderStore,
+    providers: ProviderGateway,
+    customer_id: int,
+    order_ids: Sequence[int],
+    revision: int | None = None,
 ) -> dict[int, CancelAnswer]:
     """Cancel the customer's orders; one answer per requested id."""
     answers: dict[int, CancelAnswer] = {}
-    async with runtime.engine.connect() as conn:
-        rows = {
-            row.id: row for row in await conn.execute(_ORDERS, {"customer_id": customer_id, "ids": list(order_ids)})
-        }
+    async with orders.reading() as tx:
+        rows = await tx.customer_orders_for(customer_id, order_ids, with_flag="cancel")
     upstream: dict[int, dict[int, int]] = defaultdict(dict)
     for order_id in order_ids:
         row = rows.get(order_id)
         if row is None:
             answers[order_id] = CancelAnswer(False, INCORRECT_ORDER)
-        elif not row.cancel or row.status in ("Completed", "Partial", "Canceled"):
+        elif not row.allowed or row.status in FINAL_STATUSES:
             answers[order_id] = CancelAnswer(False, CANCEL_NOT_AVAILABLE)
-        elif row.state == "queued":
-            async with runtime.engine.begin() as conn:
-                done = await cancel_unsent(conn, order_id, ("queued",), "canceled by the customer")
+        elif row.state == OrderState.QUEUED:
+            async with orders.begin() as tx:
+                done = await cancel_unsent(tx, order_id, "canceled by the customer", only=[OrderState.QUEUED])
             answers[order_id] = CancelAnswer(True) if done else CancelAnswer(False, CANCEL_NOT_AVAILABLE)
-        elif row.state == "placed":
+        elif row.state == OrderState.PLACED:
             upstream[row.provider_id][row.upstream_order_id] = order_id
         else:
             # Being sent right now, or its outcome is unknown: nothing safe to do yet.
             answers[order_id] = CancelAnswer(False, CANCEL_NOT_AVAILABLE)
     for provider_id, ids in upstream.items():
-        answers.update(await _cancel_upstream(runtime, book, provider_id, ids))
+        answers.update(await _cancel_upstream(orders, providers, provider_id, ids, revision))
     return answers
 
 
 async def _cancel_upstream(
-    runtime: Runtime, book: PriceBook, provider_id: int, ids: dict[int, int]
+    orders: OrderStore, providers: ProviderGateway, provider_id: int, ids: dict[int, int], revision: int | None
 ) -> dict[int, CancelAnswer]:
-    provider = book.providers.get(provider_id)
-    if provider is None or not provider.enabled:
-        return {order_id: CancelAnswer(False, SERVICE_UNAVAILABLE) for order_id in ids.values()}
     try:
-        client = runtime.upstreams.client_for(provider.id, provider.api_url, provider.api_key)
-        with calllog.about():
-            results = await client.cancel(list(ids))
-    except (UpstreamError, UnsafeUpstreamURL) as exc:
+        results = await providers.cancel(provider_id, list(ids), revision=revision)
+    except UpstreamError as exc:
         log.info("cancel at provider %s failed: %s", provider_id, exc)
         return {order_id: CancelAnswer(False, SERVICE_UNAVAILABLE) for order_id in ids.values()}
     answers: dict[int, CancelAnswer] = {}
@@ -92,10 +77,6 @@ async def _cancel_upstream(
         else:
             answers[order_id] = CancelAnswer(False, SERVICE_UNAVAILABLE)
     if accepted:
-        # Look at these soon: the refund follows the upstream's Canceled or Partial.
-        async with runtime.engine.begin() as conn:
-            await conn.execute(
-                text("UPDATE orders SET cancel_requested_at = now(), next_check_at = now() WHERE id = ANY(:ids)"),
-                {"ids": accepted},
-            )
+        async with orders.begin() as tx:
+            await tx.cancel_requested(accepted)
     return answers

@@ -22,37 +22,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from gateway import calllog
-from gateway.catalog.pricebook import ProviderAccess
 from gateway.dberrors import error_summary, violated_constraint
 from gateway.failpoints import failpoint
-from gateway.ledger.ledger import refund_order
-from gateway.orders import queries
+from gateway.lifecycle import OrderState
 from gateway.orders.answers import Anomaly
-from gateway.orders.outcomes import Failed, OrderToSend, Outcome, PendingOutcome, Placed, Retry, Unknown
-from gateway.orders.queries import Executor
-from gateway.runtime import Runtime
-from gateway.upstream import (
-    RejectReason,
-    UnsafeUpstreamURL,
-    UpstreamNotSent,
-    UpstreamRejected,
-    UpstreamUnknown,
+from gateway.orders.outcomes import (
+    Failed,
+    OrderToSend,
+    Outcome,
+    PendingOutcome,
+    PendingOutcomes,
+    Placed,
+    Retry,
+    Unknown,
 )
+from gateway.orders.policy import OrderPolicy
+from gateway.orders.refunds import unsent
+from gateway.orders.store import OrderStore, OrderTx
+from gateway.providers import ProviderGateway, calllog
+from gateway.upstream import RejectReason, UpstreamNotSent, UpstreamRejected, UpstreamUnknown
 
 log = logging.getLogger(__name__)
 
 FIRST_CHECK_SECONDS = 5.0
 UNIQUE_UPSTREAM_ID = "uq_orders_provider_id_upstream_order_id"
-# The states an outcome may be recorded on: the order is being sent, or the sweep made it unknown
-# meanwhile (a late record: the upstream's answer is the truth the operator was waiting for).
-_STATES = ("submitting", "unknown")
 
 
 def retry_delay(attempts: int) -> float:
@@ -61,137 +59,147 @@ def retry_delay(attempts: int) -> float:
     return base * random.uniform(0.8, 1.2)
 
 
-async def send(runtime: Runtime, order: OrderToSend, provider: ProviderAccess | None) -> Outcome:
+async def send(providers: ProviderGateway, order: OrderToSend, revision: int | None = None) -> Outcome:
     """Call the upstream's ``add`` once (the adapter retries only what never left)."""
-    if provider is None or not provider.enabled:
-        return Retry("provider disabled")
-    try:
-        client = runtime.upstreams.client_for(provider.id, provider.api_url, provider.api_key)
-    except UnsafeUpstreamURL as exc:
-        return Retry(f"provider URL refused: {exc.reason}")
     params = {k: str(v) for k, v in order.params.items()}
-    with calllog.about(order_id=order.id):
-        try:
-            upstream_id = await client.add(order.upstream_service_id, params, request_id=order.request_id)
-        except UpstreamRejected as exc:
-            if exc.reason is RejectReason.INPUT:
-                return Failed(exc.message)
-            return Retry(f"upstream refused: {exc.message}")
-        except UpstreamNotSent as exc:
-            return Retry(str(exc))
-        except UpstreamUnknown as exc:
-            return Unknown(str(exc))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # A bug between "request built" and "answer parsed": it may have been sent.
-            log.exception("unexpected error sending order %s", order.id)
-            return Unknown(f"unexpected error: {type(exc).__name__}")
+    try:
+        upstream_id = await providers.add(
+            order.provider_id,
+            order.upstream_service_id,
+            params,
+            order_id=order.id,
+            request_id=order.request_id,
+            revision=revision,
+        )
+    except UpstreamRejected as exc:
+        if exc.reason is RejectReason.INPUT:
+            return Failed(exc.message)
+        return Retry(f"upstream refused: {exc.message}")
+    except UpstreamNotSent as exc:
+        return Retry(str(exc))
+    except UpstreamUnknown as exc:
+        return Unknown(str(exc))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        # A bug between "request built" and "answer parsed": it may have been sent.
+        log.exception("unexpected error sending order %s", order.id)
+        return Unknown(f"unexpected error: {type(exc).__name__}")
     return Placed(upstream_id)
 
 
-async def _record_placed(runtime: Runtime, order: OrderToSend, upstream_id: int, calls: list[dict[str, Any]]) -> None:
+async def _record_placed(orders: OrderStore, order: OrderToSend, upstream_id: int, calls: list[dict[str, Any]]) -> None:
     try:
         # The common case is one statement on the hot path: no transaction, no SQLAlchemy.
-        recorded = await queries.mark_placed(runtime.hot, order.id, upstream_id, FIRST_CHECK_SECONDS, calls, _STATES)
+        recorded = await orders.mark_placed(order.id, upstream_id, FIRST_CHECK_SECONDS, calls)
     except DBAPIError as exc:
         if violated_constraint(exc) != UNIQUE_UPSTREAM_ID:
             raise
         # A sloppy upstream reused an order id: following it would apply another order's answers
         # to this one. The order may exist upstream under some id; the operator decides.
-        async with runtime.engine.begin() as conn:
-            other = await queries.order_with_upstream_id(conn, order.provider_id, upstream_id)
+        async with orders.begin() as tx:
+            other = await tx.order_with_upstream_id(order.provider_id, upstream_id)
             error = f"the upstream answered with order id {upstream_id}, which order {other} already has"
-            await queries.write_calls(conn, calls)
-            recorded = await queries.mark_unknown(conn, order.id, error, _STATES)
-            await queries.record_anomalies(conn, order.id, [Anomaly("duplicate_upstream_order_id", error)])
+            await tx.write_calls(calls)
+            recorded = await tx.mark_unknown(order.id, error)
+            await tx.record_anomalies(order.id, [Anomaly("duplicate_upstream_order_id", error)])
         log.error("order %s: %s; now unknown", order.id, error)
     if not recorded:
-        await _late_conflict(runtime, order, f"the upstream accepted it as order {upstream_id}")
+        await _late_conflict(orders, order, f"the upstream accepted it as order {upstream_id}")
 
 
-async def _record_other(conn: Executor, order: OrderToSend, outcome: Outcome, max_age_seconds: float) -> bool:
+async def _record_other(tx: OrderTx, order: OrderToSend, outcome: Outcome, max_age_seconds: float) -> bool:
     """Record a failed, unknown or retry outcome (inside the caller's transaction); False when
     the order had already moved on."""
     if isinstance(outcome, Failed):
-        charge = await queries.mark_ended_unsent(conn, order.id, _STATES, "failed", outcome.message)
+        charge = await tx.end_unsent(order.id, OrderState.FAILED, outcome.message)
         if charge is not None:
-            await refund_order(conn, order.id, charge, f"refused upstream: {outcome.message}"[:500])
+            await tx.refund(order.id, unsent(charge), f"refused upstream: {outcome.message}")
         return charge is not None
     if isinstance(outcome, Unknown):
-        return await queries.mark_unknown(conn, order.id, outcome.error, _STATES)
+        return await tx.mark_unknown(order.id, outcome.error)
     assert isinstance(outcome, Retry)
     age = (datetime.now(UTC) - order.created_at).total_seconds()
     if age > max_age_seconds:
-        return await cancel_unsent(conn, order.id, _STATES, f"not accepted upstream in time: {outcome.error}")
-    return await queries.mark_requeued(conn, order.id, outcome.error, retry_delay(order.attempts), _STATES)
+        return await cancel_unsent(tx, order.id, f"not accepted upstream in time: {outcome.error}")
+    return await tx.requeue(order.id, outcome.error, retry_delay(order.attempts))
 
 
-async def record(runtime: Runtime, order: OrderToSend, outcome: Outcome, calls: list[dict[str, Any]]) -> None:
+async def record(
+    orders: OrderStore, order: OrderToSend, outcome: Outcome, calls: list[dict[str, Any]], max_age_seconds: float
+) -> None:
     """Record the outcome of one send with the attempts that led to it. Raises ``DBAPIError``
     when the database fails (the caller holds the outcome for a retry)."""
     failpoint("record_outcome")
     if isinstance(outcome, Placed):
-        await _record_placed(runtime, order, outcome.upstream_order_id, calls)
+        await _record_placed(orders, order, outcome.upstream_order_id, calls)
     else:
-        async with runtime.engine.begin() as conn:
-            await queries.write_calls(conn, calls)
-            recorded = await _record_other(conn, order, outcome, runtime.settings.queued_order_max_age_seconds)
+        async with orders.begin() as tx:
+            await tx.write_calls(calls)
+            recorded = await _record_other(tx, order, outcome, max_age_seconds)
         if not recorded:
-            await _late_conflict(runtime, order, f"the upstream's answer was: {outcome}")
+            await _late_conflict(orders, order, f"the upstream's answer was: {outcome}")
     # Committed, but the database's answer can still be lost on the way back.
     failpoint("record_outcome_answer_lost")
 
 
-async def _late_conflict(runtime: Runtime, order: OrderToSend, what: str) -> None:
+async def _late_conflict(orders: OrderStore, order: OrderToSend, what: str) -> None:
     """The order moved on before its outcome was recorded (the operator resolved it meanwhile):
     nothing is changed, but the operator must see what the upstream really said."""
     try:
-        async with runtime.engine.begin() as conn:
-            state = await queries.order_state(conn, order.id)
-            detail = f"{what}, but the order was already {state}"
-            await queries.record_anomalies(conn, order.id, [Anomaly("late_outcome", detail)])
+        async with orders.begin() as tx:
+            current = await tx.state_of(order.id)
+            detail = f"{what}, but the order was already {current[0] if current else 'gone'}"
+            await tx.record_anomalies(order.id, [Anomaly("late_outcome", detail)])
     except DBAPIError as exc:
         detail = f"{what}, but the order had moved on (the anomaly could not be stored: {error_summary(exc)})"
     # The log line is the operator's evidence too, should the anomaly not have been stored.
     log.error("order %s: %s", order.id, detail)
 
 
-async def _already_recorded(runtime: Runtime, order: OrderToSend, outcome: Outcome) -> bool:
+async def _already_recorded(orders: OrderStore, order: OrderToSend, outcome: Outcome) -> bool:
     """Whether an earlier try did record ``outcome`` (its commit landed, its answer was lost):
     then recording it again would only duplicate the evidence or misreport a conflict."""
-    async with runtime.engine.connect() as conn:
-        row = await queries.order_outcome(conn, order.id)
-    if row is None:
+    async with orders.reading() as tx:
+        current = await tx.state_of(order.id)
+    if current is None:
         return False
-    state, upstream_order_id = row
+    state, upstream_order_id = current
     if isinstance(outcome, Placed):
-        return state == "placed" and upstream_order_id == outcome.upstream_order_id
+        return state is OrderState.PLACED and upstream_order_id == outcome.upstream_order_id
     if isinstance(outcome, Failed):
-        return state == "failed"
+        return state is OrderState.FAILED
     if isinstance(outcome, Unknown):
-        return state == "unknown"
-    return state in ("queued", "canceled")
+        return state is OrderState.UNKNOWN
+    return state in (OrderState.QUEUED, OrderState.CANCELED)
 
 
-async def cancel_unsent(conn: Executor, order_id: int, from_states: Sequence[str], reason: str) -> bool:
+async def cancel_unsent(tx: OrderTx, order_id: int, reason: str, *, only: list[OrderState] | None = None) -> bool:
     """Cancel an order that never reached the upstream and refund all of it."""
-    charge = await queries.mark_ended_unsent(conn, order_id, from_states, "canceled", reason)
+    charge = await tx.end_unsent(order_id, OrderState.CANCELED, reason, only=only)
     if charge is None:
         return False
-    await refund_order(conn, order_id, charge, reason[:500])
+    await tx.refund(order_id, unsent(charge), reason)
     return True
 
 
-async def dispatch(runtime: Runtime, order: OrderToSend, provider: ProviderAccess | None) -> Outcome:
+async def dispatch(
+    orders: OrderStore,
+    providers: ProviderGateway,
+    pending: PendingOutcomes,
+    order: OrderToSend,
+    policy: OrderPolicy,
+    *,
+    revision: int | None = None,
+) -> Outcome:
     """Send one claimed order and record the outcome (or hold it when the database fails)."""
     with calllog.collecting() as calls:
-        outcome = await send(runtime, order, provider)
+        outcome = await send(providers, order, revision)
     failpoint("after_send")
     try:
-        await record(runtime, order, outcome, calls)
+        await record(orders, order, outcome, calls, policy.queued_order_max_age_seconds)
     except DBAPIError as exc:
-        runtime.pending_outcomes.hold(PendingOutcome(order, outcome, calls))
+        pending.hold(PendingOutcome(order, outcome, calls))
         log.error(
             "order %s: could not record its outcome (%s): %s; retrying in the background",
             order.id,
@@ -204,13 +212,12 @@ async def dispatch(runtime: Runtime, order: OrderToSend, provider: ProviderAcces
     return outcome
 
 
-async def record_pending(runtime: Runtime) -> int:
+async def record_pending(orders: OrderStore, pending: PendingOutcomes, max_age_seconds: float) -> int:
     """Try once more to record every held outcome; returns how many are still held."""
-    pending = runtime.pending_outcomes
     for order_id, item in list(pending.items.items()):
         try:
-            if not await _already_recorded(runtime, item.order, item.outcome):
-                await record(runtime, item.order, item.outcome, item.calls)
+            if not await _already_recorded(orders, item.order, item.outcome):
+                await record(orders, item.order, item.outcome, item.calls, max_age_seconds)
         except DBAPIError as exc:
             item.failures += 1
             if item.failures % 10 == 0:
@@ -223,23 +230,27 @@ async def record_pending(runtime: Runtime) -> int:
     return len(pending)
 
 
-async def keep_recording_pending(runtime: Runtime, interval: float = 1.0) -> None:
+async def keep_recording_pending(
+    orders: OrderStore, pending: PendingOutcomes, max_age_seconds: float, interval: float = 1.0
+) -> None:
     """The background retry of held outcomes, for the life of the process."""
     while True:
         await asyncio.sleep(interval)
-        if runtime.pending_outcomes.items:
-            await record_pending(runtime)
+        if pending.items:
+            await record_pending(orders, pending, max_age_seconds)
 
 
-async def drain_pending(runtime: Runtime, within_seconds: float = 5.0) -> None:
+async def drain_pending(
+    orders: OrderStore, pending: PendingOutcomes, max_age_seconds: float, within_seconds: float = 5.0
+) -> None:
     """At shutdown: a last try; what is still held is logged, with what the operator needs to
     resolve the order the sweep will turn unknown."""
-    if not runtime.pending_outcomes.items:
+    if not pending.items:
         return
     try:
         async with asyncio.timeout(within_seconds):
-            await record_pending(runtime)
+            await record_pending(orders, pending, max_age_seconds)
     except TimeoutError:
         pass
-    for order_id, item in runtime.pending_outcomes.items.items():
+    for order_id, item in pending.items.items():
         log.error("order %s: outcome never recorded (the process is stopping): %s", order_id, item.outcome)

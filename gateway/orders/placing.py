@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from decimal import Decimal
 
 from sqlalchemy.exc import DBAPIError
 
@@ -26,20 +24,16 @@ from gateway.errors import (
     ProtocolError,
 )
 from gateway.failpoints import failpoint
+from gateway.ledger.customers import CustomerAccount
 from gateway.money import charge_for, cost_for
-from gateway.orders import queries
 from gateway.orders.dispatch import dispatch
-from gateway.orders.outcomes import Failed, OrderToSend
+from gateway.orders.outcomes import Failed, OrderToSend, PendingOutcomes
+from gateway.orders.policy import OrderPolicy
+from gateway.orders.store import ActiveOrderOnLink, OrderStore
 from gateway.orders.validation import validate_add
-from gateway.runtime import Runtime
+from gateway.providers import ProviderGateway
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Customer:
-    id: int
-    discount_percent: Decimal
 
 
 def parse_id(value: str | None) -> int | None:
@@ -54,7 +48,14 @@ def parse_id(value: str | None) -> int | None:
 
 
 async def place_order(
-    runtime: Runtime, book: PriceBook, customer: Customer, params: Mapping[str, str], request_id: str | None
+    orders: OrderStore,
+    providers: ProviderGateway,
+    pending: PendingOutcomes,
+    book: PriceBook,
+    customer: CustomerAccount,
+    params: Mapping[str, str],
+    request_id: str | None,
+    policy: OrderPolicy,
 ) -> int:
     """Place an order for ``customer``; returns the gateway's order id or raises ProtocolError."""
     service_id = parse_id(params.get("service"))
@@ -80,30 +81,21 @@ async def place_order(
         "rate": quote.rate,
         "charge": charge,
         "cost": cost,
-        "currency": runtime.settings.currency,
+        "currency": policy.currency,
         "request_id": request_id,
     }
     try:
-        if runtime.settings.duplicate_link_guard and request.link is not None:
-            async with runtime.engine.begin() as conn:
-                active = await conn.execute(
-                    queries.ACTIVE_ORDER_ON_LINK,
-                    {"service_id": service.id, "link": request.link, "customer_id": customer.id},
-                )
-                if active.first() is not None:
-                    raise ProtocolError(ACTIVE_ORDER_EXISTS)
-                created = (await conn.execute(queries.CHARGE_AND_CREATE, values)).first()
-                row = None if created is None else (created.id, created.created_at)
-        else:
-            # The charge is one statement, atomic on its own: no transaction around it.
-            record = await runtime.hot.fetchrow(queries.CHARGE_AND_CREATE, **values)
-            row = None if record is None else (record["id"], record["created_at"])
+        created = await orders.charge_and_create(
+            values, guard_link=policy.duplicate_link_guard and request.link is not None
+        )
+    except ActiveOrderOnLink:
+        raise ProtocolError(ACTIVE_ORDER_EXISTS) from None
     except DBAPIError:
         log.warning("database error while charging an order", exc_info=True)
         raise ProtocolError(SERVICE_UNAVAILABLE) from None
-    if row is None:
+    if created is None:
         raise ProtocolError(NOT_ENOUGH_FUNDS)
-    order_id, created_at = row
+    order_id, created_at = created
     failpoint("after_charge")
     order = OrderToSend(
         id=order_id,
@@ -115,7 +107,9 @@ async def place_order(
         request_id=request_id,
     )
     # Shielded: a client that hangs up must not leave the order half-recorded.
-    outcome = await asyncio.shield(dispatch(runtime, order, book.providers.get(service.provider_id)))
+    outcome = await asyncio.shield(
+        dispatch(orders, providers, pending, order, policy, revision=customer.catalog_revision)
+    )
     if isinstance(outcome, Failed):
         raise ProtocolError(outcome.message or INCORRECT_REQUEST)
     return int(order_id)

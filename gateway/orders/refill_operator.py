@@ -2,66 +2,41 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.errors import Conflict, InvalidInput, NotFound
-from gateway.models import REFILL_STATES, REFILL_STATUSES, Refill, UpstreamCall
-from gateway.orders import refills
+from gateway.lifecycle import RefillState, RefillStatus
+from gateway.models import Refill, UpstreamCall
+from gateway.orders.store import OrderStore, RefillFilter
+
+__all__ = ["RefillFilter", "list_refills", "refill_calls", "refill_fields", "require_refill", "resolve_unknown_refill"]
 
 RESOLVED_FAILED = "resolved as failed by the operator"
 MAX_UPSTREAM_ID = 2**63 - 1  # a BIGINT column
 
 
-@dataclass(frozen=True, slots=True)
-class RefillFilter:
-    state: str | None = None
-    status: str | None = None
-    customer_id: int | None = None
-    order_id: int | None = None
-    provider_id: int | None = None
-    limit: int = 100
-    before: int | None = None
-
-
 async def list_refills(session: AsyncSession, flt: RefillFilter) -> list[Refill]:
     """Refills matching the filter, newest first; ``before`` pages by id."""
-    if flt.state is not None and flt.state not in REFILL_STATES:
-        raise InvalidInput(f"state must be one of {', '.join(REFILL_STATES)}", field="state")
-    if flt.status is not None and flt.status not in REFILL_STATUSES:
-        raise InvalidInput(f"status must be one of {', '.join(REFILL_STATUSES)}", field="status")
-    query = select(Refill).order_by(Refill.id.desc()).limit(flt.limit)
-    for column, value in (
-        (Refill.state, flt.state),
-        (Refill.status, flt.status),
-        (Refill.customer_id, flt.customer_id),
-        (Refill.order_id, flt.order_id),
-        (Refill.provider_id, flt.provider_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if flt.before is not None:
-        query = query.where(Refill.id < flt.before)
-    return list((await session.scalars(query)).all())
+    if flt.state is not None and flt.state not in set(RefillState):
+        raise InvalidInput(f"state must be one of {', '.join(RefillState)}", field="state")
+    if flt.status is not None and flt.status not in set(RefillStatus):
+        raise InvalidInput(f"status must be one of {', '.join(RefillStatus)}", field="status")
+    return await OrderStore.bound(session).list_refills(flt)
 
 
 async def require_refill(session: AsyncSession, refill_id: int) -> Refill:
     """The refill, or :class:`NotFound`."""
-    refill = await session.get(Refill, refill_id)
+    refill = await OrderStore.bound(session).get_refill(refill_id)
     if refill is None:
         raise NotFound(f"refill {refill_id} not found")
     return refill
 
 
 async def refill_calls(session: AsyncSession, refill_id: int) -> list[UpstreamCall]:
-    """The upstream calls made about this refill alone, oldest first."""
-    calls = await session.scalars(
-        select(UpstreamCall).where(UpstreamCall.refill_id == refill_id).order_by(UpstreamCall.id)
-    )
-    return list(calls.all())
+    """The upstream calls made about this refill alone, by when they started."""
+    return await OrderStore.bound(session).refill_calls(refill_id)
 
 
 async def resolve_unknown_refill(
@@ -79,16 +54,19 @@ async def resolve_unknown_refill(
             raise InvalidInput("upstream_refill_id only goes with outcome placed", field="upstream_refill_id")
     else:
         raise InvalidInput("outcome must be placed or failed", field="outcome")
+    tx = OrderStore.bound(session)
     refill = await require_refill(session, refill_id)
-    if refill.state != "unknown":
+    if refill.state != RefillState.UNKNOWN:
         raise Conflict(f"refill {refill_id} is {refill.state}, not unknown", field="outcome")
     if upstream_refill_id is not None:
-        settled = await refills.mark_unknown_refill_placed(session, refill_id, upstream_refill_id)
+        settled = await tx.resolve_refill_placed(refill_id, upstream_refill_id)
     else:
-        settled = await refills.mark_unknown_refill_failed(session, refill_id, RESOLVED_FAILED)
+        settled = await tx.refill_ended(
+            refill_id, RefillState.FAILED, RESOLVED_FAILED, rejected=True, only=[RefillState.UNKNOWN]
+        )
     if not settled:
         raise Conflict(f"refill {refill_id} changed meanwhile", field="outcome")
-    await session.refresh(refill)
+    await tx.refresh(refill)
     return refill
 
 

@@ -21,6 +21,7 @@ from gateway.errors import (
     INCORRECT_LINK,
     INCORRECT_REQUEST,
     ProtocolError,
+    incorrect,
     quantity_less_than,
     quantity_more_than,
 )
@@ -163,7 +164,7 @@ def validate_add(
 
 def _incorrect(field: str) -> ProtocolError:
     """The protocol's short field-naming message, e.g. ``Incorrect comments``."""
-    return ProtocolError(f"Incorrect {field}", field=field)
+    return ProtocolError(incorrect(field), field=field)
 
 
 def _parse_int(value: str | None) -> int | None:

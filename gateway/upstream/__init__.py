@@ -25,11 +25,11 @@ from gateway.upstream.types import (
     Balance,
     CancelAccepted,
     ItemError,
-    OrderState,
     OrderStatus,
-    RefillState,
     RefillStatus,
+    RefillStatusAnswer,
     Service,
+    StatusAnswer,
 )
 
 __all__ = [
@@ -42,12 +42,12 @@ __all__ = [
     "CircuitBreaker",
     "ItemError",
     "Observer",
-    "OrderState",
     "OrderStatus",
-    "RefillState",
     "RefillStatus",
+    "RefillStatusAnswer",
     "RejectReason",
     "Service",
+    "StatusAnswer",
     "UnsafeUpstreamURL",
     "UpstreamAddressRefused",
     "UpstreamCircuitOpen",

@@ -38,9 +38,9 @@ from gateway.upstream.types import (
     Balance,
     CancelAccepted,
     ItemError,
-    OrderStatus,
-    RefillStatus,
+    RefillStatusAnswer,
     Service,
+    StatusAnswer,
 )
 from gateway.upstream.wire import build_http_client
 
@@ -163,17 +163,17 @@ class UpstreamClient:
             "add", form, lambda a: parse_add(a, clean=self._key.scrub), write=True, request_id=request_id
         )
 
-    async def status(self, order_id: int, *, request_id: str | None = None) -> OrderStatus:
+    async def status(self, order_id: int, *, request_id: str | None = None) -> StatusAnswer:
         """One order's status. A top-level error (``Incorrect order ID``) is a rejection."""
         form = {"order": str(_positive(order_id, "order id"))}
         return await self._read("status", form, lambda a: parse_status(a, clean=self._key.scrub), request_id)
 
     async def statuses(
         self, order_ids: Iterable[int], *, request_id: str | None = None
-    ) -> dict[int, OrderStatus | ItemError]:
+    ) -> dict[int, StatusAnswer | ItemError]:
         """Many orders' statuses, in calls of at most ``config.max_ids_per_call`` ids. Ids the
         upstream left out of its answer are absent from the result."""
-        result: dict[int, OrderStatus | ItemError] = {}
+        result: dict[int, StatusAnswer | ItemError] = {}
         for chunk in self._chunks(order_ids):
             form = {"orders": ",".join(map(str, chunk))}
             result.update(
@@ -205,7 +205,7 @@ class UpstreamClient:
             "refill", form, lambda a: parse_refills(a, ids, clean=self._key.scrub), write=True, request_id=request_id
         )
 
-    async def refill_status(self, refill_id: int, *, request_id: str | None = None) -> RefillStatus:
+    async def refill_status(self, refill_id: int, *, request_id: str | None = None) -> RefillStatusAnswer:
         """One refill's status."""
         form = {"refill": str(_positive(refill_id, "refill id"))}
         return await self._read(
@@ -214,9 +214,9 @@ class UpstreamClient:
 
     async def refill_statuses(
         self, refill_ids: Iterable[int], *, request_id: str | None = None
-    ) -> dict[int, RefillStatus | ItemError]:
+    ) -> dict[int, RefillStatusAnswer | ItemError]:
         """Many refills' statuses, split into calls of at most ``config.max_ids_per_call`` ids."""
-        result: dict[int, RefillStatus | ItemError] = {}
+        result: dict[int, RefillStatusAnswer | ItemError] = {}
         for chunk in self._chunks(refill_ids):
             form = {"refills": ",".join(map(str, chunk))}
             result.update(

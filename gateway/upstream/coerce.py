@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-from gateway.upstream.types import OrderState, RefillState
+from gateway.upstream.types import OrderStatus, RefillStatus
 
 __all__ = [
     "is_no_value",
-    "order_state",
-    "refill_state",
+    "order_status",
+    "refill_status",
     "to_bool",
     "to_decimal",
     "to_int",
@@ -26,26 +26,26 @@ __all__ = [
 _NO_VALUE = frozenset({"", "unknown", "n/a", "na", "none", "null", "-"})
 _STATUS_NOISE = re.compile(r"[\s_\-]+")
 
-_ORDER_SPELLINGS: dict[str, OrderState] = {
-    "pending": OrderState.PENDING,
-    "inprogress": OrderState.IN_PROGRESS,
-    "active": OrderState.IN_PROGRESS,
-    "processing": OrderState.PROCESSING,
-    "completed": OrderState.COMPLETED,
-    "complete": OrderState.COMPLETED,
-    "partial": OrderState.PARTIAL,
-    "canceled": OrderState.CANCELED,
-    "cancelled": OrderState.CANCELED,
-    "refunded": OrderState.CANCELED,
+_ORDER_SPELLINGS: dict[str, OrderStatus] = {
+    "pending": OrderStatus.PENDING,
+    "inprogress": OrderStatus.IN_PROGRESS,
+    "active": OrderStatus.IN_PROGRESS,
+    "processing": OrderStatus.PROCESSING,
+    "completed": OrderStatus.COMPLETED,
+    "complete": OrderStatus.COMPLETED,
+    "partial": OrderStatus.PARTIAL,
+    "canceled": OrderStatus.CANCELED,
+    "cancelled": OrderStatus.CANCELED,
+    "refunded": OrderStatus.CANCELED,
 }
 
-_REFILL_SPELLINGS: dict[str, RefillState] = {
-    "pending": RefillState.PENDING,
-    "inprogress": RefillState.IN_PROGRESS,
-    "active": RefillState.IN_PROGRESS,
-    "completed": RefillState.COMPLETED,
-    "complete": RefillState.COMPLETED,
-    "rejected": RefillState.REJECTED,
+_REFILL_SPELLINGS: dict[str, RefillStatus] = {
+    "pending": RefillStatus.PENDING,
+    "inprogress": RefillStatus.IN_PROGRESS,
+    "active": RefillStatus.IN_PROGRESS,
+    "completed": RefillStatus.COMPLETED,
+    "complete": RefillStatus.COMPLETED,
+    "rejected": RefillStatus.REJECTED,
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -122,11 +122,11 @@ def _status_key(raw: str) -> str:
     return _STATUS_NOISE.sub("", raw.lower())
 
 
-def order_state(raw: str) -> OrderState | None:
+def order_status(raw: str) -> OrderStatus | None:
     """The canonical order status for a panel's spelling, ``None`` when unknown (never guessed)."""
     return _ORDER_SPELLINGS.get(_status_key(raw))
 
 
-def refill_state(raw: str) -> RefillState | None:
+def refill_status(raw: str) -> RefillStatus | None:
     """The canonical refill status for a panel's spelling, ``None`` when unknown."""
     return _REFILL_SPELLINGS.get(_status_key(raw))

@@ -17,8 +17,8 @@ from typing import TypeVar
 
 from gateway.upstream.coerce import (
     is_no_value,
-    order_state,
-    refill_state,
+    order_status,
+    refill_status,
     to_bool,
     to_decimal,
     to_int,
@@ -41,9 +41,9 @@ from gateway.upstream.types import (
     Balance,
     CancelAccepted,
     ItemError,
-    OrderStatus,
-    RefillStatus,
+    RefillStatusAnswer,
     Service,
+    StatusAnswer,
 )
 
 __all__ = [
@@ -121,7 +121,7 @@ def _status_text(value: object, what: str) -> str | ItemError:
     return raw
 
 
-def _order_status(value: object) -> OrderStatus | ItemError:
+def _order_status(value: object) -> StatusAnswer | ItemError:
     if isinstance(value, str):
         return ItemError(message_of(value))  # a bare string in a multi answer is a per-id error
     raw = _status_text(value, "status")
@@ -129,8 +129,8 @@ def _order_status(value: object) -> OrderStatus | ItemError:
         return raw
     assert isinstance(value, dict)
     unreadable: list[str] = []
-    return OrderStatus(
-        status=order_state(raw),
+    return StatusAnswer(
+        status=order_status(raw),
         raw_status=raw.strip(),
         charge=_optional_field(value, "charge", to_decimal, unreadable),
         start_count=_optional_field(value, "start_count", to_int, unreadable),
@@ -154,7 +154,7 @@ def _optional_field(obj: dict[str, object], name: str, read: Callable[[object], 
         return None
 
 
-def parse_status(answer: object, *, clean: Clean = identity) -> OrderStatus:
+def parse_status(answer: object, *, clean: Clean = identity) -> StatusAnswer:
     """One order's status: ``{"status": "Completed", "charge": "1.00", ...}``."""
     obj = single_object(answer)
     if "status" not in obj and len(obj) == 1 and all(is_id_key(k) for k in obj):
@@ -167,7 +167,7 @@ def parse_status(answer: object, *, clean: Clean = identity) -> OrderStatus:
 
 def parse_statuses(
     answer: object, ids: Sequence[int], *, clean: Clean = identity
-) -> dict[int, OrderStatus | ItemError]:
+) -> dict[int, StatusAnswer | ItemError]:
     """Multi status, keyed object or list of ``{"order": id, ...}``; per-id failures as
     ``{"error": ...}`` or a bare string."""
     return per_item(answer, "order", ids, _order_status, clean)
@@ -253,19 +253,19 @@ def parse_refills(answer: object, ids: Sequence[int], *, clean: Clean = identity
     return per_item(answer, "order", ids, _refill_id, clean)
 
 
-def _refill_status(value: object) -> RefillStatus | ItemError:
+def _refill_status(value: object) -> RefillStatusAnswer | ItemError:
     if isinstance(value, str):
         # Keyed answers may hold the bare status, or a bare error text: only a known status
         # spelling is read as a status.
-        state = refill_state(value)
-        return RefillStatus(status=state, raw_status=value.strip()) if state else ItemError(message_of(value))
+        state = refill_status(value)
+        return RefillStatusAnswer(status=state, raw_status=value.strip()) if state else ItemError(message_of(value))
     raw = _status_text(value, "refill status")
     if isinstance(raw, ItemError):
         return raw
-    return RefillStatus(status=refill_state(raw), raw_status=raw.strip())
+    return RefillStatusAnswer(status=refill_status(raw), raw_status=raw.strip())
 
 
-def parse_refill_status(answer: object, *, clean: Clean = identity) -> RefillStatus:
+def parse_refill_status(answer: object, *, clean: Clean = identity) -> RefillStatusAnswer:
     """One refill's status: ``{"status": "Completed"}``."""
     result = _refill_status(single_object(answer))
     if isinstance(result, ItemError):
@@ -275,7 +275,7 @@ def parse_refill_status(answer: object, *, clean: Clean = identity) -> RefillSta
 
 def parse_refill_statuses(
     answer: object, ids: Sequence[int], *, clean: Clean = identity
-) -> dict[int, RefillStatus | ItemError]:
+) -> dict[int, RefillStatusAnswer | ItemError]:
     """Multi refill status: list of ``{"refill": id, "status": ...}`` (status possibly
     ``{"error": ...}``) or an object keyed by refill id."""
     return per_item(answer, "refill", ids, _refill_status, clean)

@@ -2,16 +2,20 @@
 
 Nothing outside ``gateway.upstream`` should ever see how a particular panel spells a status or
 a number: it sees these types. Money is ``Decimal``, ids are ``int``, statuses are the canonical
-names of PROTOCOL.md section 2 or ``None`` with the raw spelling kept (never guessed).
+names of PROTOCOL.md section 2 (:class:`gateway.lifecycle.OrderStatus`, ``RefillStatus``) or
+``None`` with the raw spelling kept (never guessed). :class:`StatusAnswer` is what one answer
+said about one order, :class:`RefillStatusAnswer` about one refill.
 """
 
 from __future__ import annotations
 
-import enum
 from decimal import Decimal
 from typing import Literal
 
 import msgspec
+
+# The status names are the gateway's one list (gateway/lifecycle.py); re-exported for callers.
+from gateway.lifecycle import OrderStatus, RefillStatus
 
 __all__ = [
     "AttemptOutcome",
@@ -19,32 +23,12 @@ __all__ = [
     "Balance",
     "CancelAccepted",
     "ItemError",
-    "OrderState",
     "OrderStatus",
-    "RefillState",
     "RefillStatus",
+    "RefillStatusAnswer",
     "Service",
+    "StatusAnswer",
 ]
-
-
-class OrderState(enum.StrEnum):
-    """Canonical order status names (the values are the exact protocol strings)."""
-
-    PENDING = "Pending"
-    IN_PROGRESS = "In progress"
-    PROCESSING = "Processing"
-    COMPLETED = "Completed"
-    PARTIAL = "Partial"
-    CANCELED = "Canceled"
-
-
-class RefillState(enum.StrEnum):
-    """Canonical refill status names (the values are the exact protocol strings)."""
-
-    PENDING = "Pending"
-    IN_PROGRESS = "In progress"
-    COMPLETED = "Completed"
-    REJECTED = "Rejected"
 
 
 class ItemError(msgspec.Struct, frozen=True):
@@ -58,7 +42,7 @@ class CancelAccepted(msgspec.Struct, frozen=True):
     the status sync sees ``Canceled`` later and refunds then)."""
 
 
-class OrderStatus(msgspec.Struct, frozen=True, kw_only=True):
+class StatusAnswer(msgspec.Struct, frozen=True, kw_only=True):
     """One order's status.
 
     ``status`` is ``None`` when the upstream used a spelling the adapter does not know; the raw
@@ -68,7 +52,7 @@ class OrderStatus(msgspec.Struct, frozen=True, kw_only=True):
     comes through as sent, and the orders domain decides what it means.
     """
 
-    status: OrderState | None
+    status: OrderStatus | None
     raw_status: str
     charge: Decimal | None = None
     start_count: int | None = None
@@ -85,10 +69,10 @@ class OrderStatus(msgspec.Struct, frozen=True, kw_only=True):
         return self.status is not None
 
 
-class RefillStatus(msgspec.Struct, frozen=True, kw_only=True):
+class RefillStatusAnswer(msgspec.Struct, frozen=True, kw_only=True):
     """One refill's status; ``status`` is ``None`` for an unknown spelling (kept in ``raw_status``)."""
 
-    status: RefillState | None
+    status: RefillStatus | None
     raw_status: str
 
     @property

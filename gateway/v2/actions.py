@@ -1,6 +1,8 @@
 """The v2 actions: typed parameters in, a domain call, the customer's dialect out.
 
-No SQL, pricing or money arithmetic here: each action parses, calls the domain, and shapes.
+No SQL, pricing or money arithmetic here: each action parses, calls the domain, and hands the
+result to :mod:`gateway.v2.render` for its shape. An action is given what it may use
+(:class:`V2Parts`), never the process.
 """
 
 from __future__ import annotations
@@ -8,20 +10,38 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from gateway.catalog.pricebook import Catalog
+from gateway.db import HotPathPool
 from gateway.errors import INCORRECT_ORDER, INCORRECT_REQUEST, REFILL_NOT_FOUND, TOO_MANY_IDS, ProtocolError
+from gateway.ledger.customers import CustomerAccount
 from gateway.money import format_money
 from gateway.orders import cancel as cancels
-from gateway.orders import queries, refills
-from gateway.orders.placing import Customer, parse_id, place_order
-from gateway.runtime import Runtime
+from gateway.orders import refills
+from gateway.orders.outcomes import PendingOutcomes
+from gateway.orders.placing import parse_id, place_order
+from gateway.orders.policy import OrderPolicy
+from gateway.orders.store import OrderStore
+from gateway.providers import ProviderGateway
 from gateway.v2 import render
-from gateway.v2.customers import Caller
+
+
+@dataclass(frozen=True, slots=True)
+class V2Parts:
+    """What the customer protocol may use: the composition root builds it once per process."""
+
+    orders: OrderStore
+    providers: ProviderGateway
+    pending: PendingOutcomes
+    catalog: Catalog
+    policy: OrderPolicy
+    hot: HotPathPool
+    default_dialect: str
 
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    runtime: Runtime
-    caller: Caller
+    parts: V2Parts
+    caller: CustomerAccount
     params: dict[str, str]
     dialect: str
     request_id: str | None = None
@@ -41,13 +61,13 @@ def action(name: str) -> Callable[[Action], Action]:
 
 @action("services")
 async def services(call: Call) -> bytes:
-    book = await call.runtime.catalog.book(call.caller.catalog_revision)
+    book = await call.parts.catalog.book(call.caller.catalog_revision)
     return book.listing_json(call.caller.id, call.caller.discount_percent)
 
 
 @action("balance")
 async def balance(call: Call) -> dict[str, str]:
-    return {"balance": format_money(call.caller.balance), "currency": call.runtime.settings.currency}
+    return {"balance": format_money(call.caller.balance), "currency": call.parts.policy.currency}
 
 
 # --- orders -----------------------------------------------------------------------------------
@@ -72,42 +92,30 @@ def parse_ids(raw: str | None) -> list[int | str]:
     return result
 
 
-def _key(item: int | str) -> str:
-    return str(item)
-
-
 @action("add")
 async def add(call: Call) -> dict[str, int]:
-    book = await call.runtime.catalog.book(call.caller.catalog_revision)
+    parts = call.parts
+    book = await parts.catalog.book(call.caller.catalog_revision)
     order_id = await place_order(
-        call.runtime,
-        book,
-        Customer(call.caller.id, call.caller.discount_percent),
-        call.params,
-        call.request_id,
+        parts.orders, parts.providers, parts.pending, book, call.caller, call.params, call.request_id, parts.policy
     )
     return {"order": order_id}
 
 
 @action("status")
 async def status(call: Call) -> object:
+    orders, currency = call.parts.orders, call.parts.policy.currency
     if "orders" in call.params:
         ids = parse_ids(call.params["orders"])
-        numeric = [i for i in ids if isinstance(i, int)]
-        found = await queries.customer_orders(call.runtime.hot, call.caller.id, numeric)
-        currency = call.runtime.settings.currency
-        answers: list[tuple[int | str, dict[str, object]]] = []
-        for item in ids:
-            row = found.get(item) if isinstance(item, int) else None
-            answers.append((item, render.order_status(row, currency) if row else {"error": INCORRECT_ORDER}))
-        return render.multi(call.dialect, "order", answers)
+        found = await orders.customer_orders(call.caller.id, [i for i in ids if isinstance(i, int)])
+        return render.order_statuses(call.dialect, ids, found, currency)
     order_id = parse_id(call.params.get("order"))
     if order_id is None:
         raise ProtocolError(INCORRECT_ORDER)
-    row = (await queries.customer_orders(call.runtime.hot, call.caller.id, [order_id])).get(order_id)
+    row = (await orders.customer_orders(call.caller.id, [order_id])).get(order_id)
     if row is None:
         raise ProtocolError(INCORRECT_ORDER)
-    return render.order_status(row, call.runtime.settings.currency)
+    return render.order_status(row, currency)
 
 
 def _ids_param(call: Call, multi: str, single: str) -> tuple[list[int | str], bool]:
@@ -123,48 +131,43 @@ async def refill(call: Call) -> object:
     if not is_multi and len(ids) != 1:
         raise ProtocolError(INCORRECT_ORDER)
     numeric = [i for i in ids if isinstance(i, int)]
-    book = await call.runtime.catalog.book(call.caller.catalog_revision)
-    answers = await refills.request_refills(call.runtime, book, call.caller.id, numeric) if numeric else {}
+    parts = call.parts
+    answers = await refills.request_refills(parts.orders, parts.providers, call.caller.id, numeric) if numeric else {}
     if not is_multi:
         answer = answers.get(numeric[0]) if numeric else None
         if answer is None or answer.refill_id is None:
             raise ProtocolError(answer.error if answer and answer.error else INCORRECT_ORDER)
         return {"refill": answer.refill_id}
-    result: list[dict[str, object]] = []
-    for item in ids:
-        answer = answers.get(item) if isinstance(item, int) else None
-        if answer is not None and answer.refill_id is not None:
-            result.append({"order": item, "refill": answer.refill_id})
-        else:
-            result.append({"order": item, "refill": {"error": answer.error if answer else INCORRECT_ORDER}})
-    return result
+    created: dict[int | str, int] = {i: a.refill_id for i, a in answers.items() if a.refill_id is not None}
+    errors: dict[int | str, str] = {i: a.error for i, a in answers.items() if a.error is not None}
+    return render.refills(ids, created, errors)
 
 
 @action("refill_status")
 async def refill_status(call: Call) -> object:
     ids, is_multi = _ids_param(call, "refills", "refill")
     numeric = [i for i in ids if isinstance(i, int)]
-    found = await refills.refill_statuses(call.runtime, call.caller.id, numeric) if numeric else {}
+    found = await call.parts.orders.customer_refills(call.caller.id, numeric) if numeric else {}
     if not is_multi:
         status_name = found.get(numeric[0]) if numeric and len(ids) == 1 else None
         if status_name is None:
             raise ProtocolError(REFILL_NOT_FOUND)
         return {"status": status_name}
-    return [
-        {
-            "refill": item,
-            "status": found[item] if isinstance(item, int) and item in found else {"error": REFILL_NOT_FOUND},
-        }
-        for item in ids
-    ]
+    return render.refill_statuses(ids, found)
 
 
 @action("cancel")
 async def cancel(call: Call) -> object:
     ids, _ = _ids_param(call, "orders", "order")
     numeric = [i for i in ids if isinstance(i, int)]
-    book = await call.runtime.catalog.book(call.caller.catalog_revision)
-    answers = await cancels.cancel_orders(call.runtime, book, call.caller.id, numeric) if numeric else {}
+    parts = call.parts
+    answers = (
+        await cancels.cancel_orders(
+            parts.orders, parts.providers, call.caller.id, numeric, call.caller.catalog_revision
+        )
+        if numeric
+        else {}
+    )
     result: list[dict[str, object]] = []
     for item in ids:
         answer = answers.get(item) if isinstance(item, int) else None

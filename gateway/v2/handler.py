@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -12,17 +14,27 @@ from litestar import Request, Response, route
 from litestar.exceptions import ClientException
 from sqlalchemy.exc import DBAPIError
 
-from gateway.errors import INCORRECT_REQUEST, SERVICE_UNAVAILABLE, ProtocolError
+from gateway.errors import INCORRECT_REQUEST, INVALID_API_KEY, SERVICE_UNAVAILABLE, ProtocolError
+from gateway.ledger.customers import account_for_key
 from gateway.observability.logs import current_request_id
-from gateway.runtime import Runtime
-from gateway.v2.actions import ACTIONS, Call
-from gateway.v2.customers import authenticate
+from gateway.v2.actions import ACTIONS, Call, V2Parts
 from gateway.v2.params import request_params
+from gateway.v2.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
 JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class V2Edge:
+    """What ``/api/v2`` needs from the process (``app.state.v2``, set by the composition root)."""
+
+    parts: V2Parts
+    rate_limiter: RateLimiter
+    # The per-call metric: action label, outcome ("ok"/"error"), seconds.
+    observe: Callable[[str, str, float], None]
 
 
 def protocol_answer(content: bytes, headers: dict[str, str] | None = None) -> Response[bytes]:
@@ -35,7 +47,7 @@ def error_answer(message: str, headers: dict[str, str] | None = None) -> Respons
 
 @route(["/api/v2", "/api/v2/"], http_method=["GET", "POST"], include_in_schema=False)
 async def api_v2(request: Request[Any, Any, Any]) -> Response[bytes]:
-    runtime: Runtime = request.app.state.runtime
+    edge: V2Edge = request.app.state.v2
     started = time.perf_counter()
     # Metric labels stay bounded: a known action's name or "unknown"; "ok" or "error".
     action_label, outcome = "unknown", "error"
@@ -45,16 +57,18 @@ async def api_v2(request: Request[Any, Any, Any]) -> Response[bytes]:
         action_label = action_name if action_name in ACTIONS else "unknown"
         # Keyless calls share one bucket per client address.
         client_host = request.client.host if request.client else "unknown"
-        runtime.rate_limiter.check(params.get("key") or f"addr:{client_host}")
-        caller = await authenticate(runtime.hot, params.get("key"))
+        edge.rate_limiter.check(params.get("key") or f"addr:{client_host}")
+        caller = await account_for_key(edge.parts.hot, params.get("key"))
+        if caller is None:
+            raise ProtocolError(INVALID_API_KEY)
         action = ACTIONS.get(action_name)
         if action is None:
             raise ProtocolError(INCORRECT_REQUEST)
-        dialect = caller.dialect or runtime.settings.v2_dialect
+        dialect = caller.dialect or edge.parts.default_dialect
         # Set by the request context middleware (from X-Request-ID, or generated).
         request_id = current_request_id() or uuid.uuid4().hex
         result = await action(
-            Call(runtime=runtime, caller=caller, params=params, dialect=dialect, request_id=request_id[:64])
+            Call(parts=edge.parts, caller=caller, params=params, dialect=dialect, request_id=request_id[:64])
         )
         outcome = "ok"
     except ProtocolError as exc:
@@ -67,7 +81,7 @@ async def api_v2(request: Request[Any, Any, Any]) -> Response[bytes]:
         log.warning("v2 %s: database unavailable", action_label, exc_info=True)
         return error_answer(SERVICE_UNAVAILABLE)
     finally:
-        runtime.metrics.observe_v2(action_label, outcome, time.perf_counter() - started)
+        edge.observe(action_label, outcome, time.perf_counter() - started)
     if isinstance(result, bytes):
         return protocol_answer(result)
     return protocol_answer(_encoder.encode(result))

@@ -26,17 +26,17 @@ import msgspec
 import uvicorn
 from litestar import Litestar, Request, Response, get, route
 
-from gateway.db import positional
+from gateway.db import asyncpg_sql
+from gateway.ledger.customers import CUSTOMER_BY_KEY_HASH
 from gateway.money import format_money
-from gateway.orders.queries import CHARGE_AND_CREATE
-from gateway.v2.customers import CUSTOMER_BY_KEY_HASH
+from gateway.orders.store import CHARGE_AND_CREATE
 
 JSON = "application/json"
 _encoder = msgspec.json.Encoder(decimal_format="string")
 
 
-LOOKUP_SQL, _ = positional(CUSTOMER_BY_KEY_HASH.text)
-CHARGE_SQL, CHARGE_PARAMS = positional(CHARGE_AND_CREATE.text)
+LOOKUP_SQL, _ = asyncpg_sql(CUSTOMER_BY_KEY_HASH)
+CHARGE_SQL, CHARGE_PARAMS = asyncpg_sql(CHARGE_AND_CREATE)
 SERVICE_SQL = """
     SELECT s.id, s.provider_id, s.upstream_service_id, s.upstream_name, s.type, s.upstream_category, s.upstream_rate,
            s.upstream_min, s.upstream_max, s.refill, s.cancel, s.dripfeed

@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -213,10 +212,9 @@ async def seed(db: Database, sim_url: str, customers: int) -> Seed:
     balances (the product's factory), and 100 placed orders for the status figures (placed by the
     product's own ``place_order`` against an instant in-process upstream)."""
     from gateway.catalog.sync import sync_provider
-    from gateway.orders.placing import Customer, place_order
     from gateway.runtime import Runtime
     from gateway.settings import Settings
-    from tests.factories import make_customer, make_provider
+    from tests.factories import make_customer, make_provider, place
 
     settings = Settings(_env_file=None, allow_private_upstreams=True, rate_limit_per_minute=0)  # type: ignore[call-arg]
     runtime = Runtime.build(settings, db.url, transport_factory=lambda _pid: mock_upstream())
@@ -225,7 +223,7 @@ async def seed(db: Database, sim_url: str, customers: int) -> Seed:
         # The sync must reach the real simulator: a runtime without the mock transport.
         sync_runtime = Runtime.build(settings, db.url)
         try:
-            await sync_provider(sync_runtime, provider_id)
+            await sync_provider(sync_runtime.sessions, sync_runtime.providers, provider_id)
         finally:
             await sync_runtime.aclose()
         book = await runtime.catalog.book()
@@ -240,7 +238,7 @@ async def seed(db: Database, sim_url: str, customers: int) -> Seed:
         order_ids = []
         params = {"service": str(service.id), "link": "https://example.com/status", "quantity": str(service.min)}
         for _ in range(100):
-            order_ids.append(await place_order(runtime, book, Customer(status_customer[0], Decimal(0)), params, None))
+            order_ids.append(await place(runtime, status_customer[0], params))
         return Seed(
             provider_id=provider_id,
             service_id=service.id,

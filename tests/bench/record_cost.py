@@ -22,9 +22,9 @@ import timeit
 
 import asyncpg
 
-from gateway.calllog import INSERT_CALLS_SQL, call_row
 from gateway.db import stop_embedded
-from gateway.orders.queries import MARK_PLACED
+from gateway.orders.store import MARK_PLACED
+from gateway.providers.calllog import INSERT_CALLS_SQL, call_row
 from gateway.upstream import AttemptRecord
 from tests.bench import harness
 

@@ -40,8 +40,8 @@ import asyncpg
 import httpx
 
 from gateway.db import stop_embedded
-from gateway.orders.queries import CHARGE_AND_CREATE
-from gateway.v2.customers import CUSTOMER_BY_KEY_HASH
+from gateway.ledger.customers import CUSTOMER_BY_KEY_HASH
+from gateway.orders.store import CHARGE_AND_CREATE
 from tests.bench import harness
 from tests.bench.harness import Database, LoadResult, Process, Seed
 

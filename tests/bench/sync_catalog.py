@@ -62,7 +62,7 @@ async def main() -> None:
             if label.startswith("re-sync, every"):
                 sim.state.replace_catalog([dataclasses.replace(s, rate=s.rate + Decimal("0.01")) for s in catalog])
             start = time.perf_counter()
-            summary = await sync_provider(runtime, provider_id)
+            summary = await sync_provider(runtime.sessions, runtime.providers, provider_id)
             rows.append((label, time.perf_counter() - start, summary.as_dict()))
     await runtime.aclose()
     print(f"{'what':<32} {'seconds':>8} {'x fetch':>8}  summary")

@@ -58,7 +58,7 @@ async def test_periodic_sync_syncs_due_providers_and_backs_off_on_failure(
     runtime: Runtime, simulator: RunningSimulator
 ) -> None:
     provider_id = await make_provider(runtime, api_url=simulator.url, api_key=simulator.api_key)
-    periodic = PeriodicSync(runtime, interval=3600)
+    periodic = PeriodicSync(runtime.sessions, runtime.providers, interval=3600)
     assert await periodic.step(now=0) == 1
     assert await _service_count(runtime) == len(default_catalog())
     assert await periodic.step(now=1) == 0  # not due again for an hour
@@ -85,10 +85,30 @@ async def test_provider_balance_is_asked_live(
     assert response.status_code == 200
     body = response.json()
     assert (body["balance"], body["currency"], body["low_balance"]) == ("42.50", "USD", True)
+    # A GET records nothing: the provider still shows no balance.
+    provider = (await client.get(f"/admin/providers/{provider_id}", headers=admin_headers)).json()
+    assert (provider["last_balance"], provider["low_balance"]) == (None, False)
+
+    # The refresh asks the same way, records the answer and audits it.
+    refreshed = await client.post(f"/admin/providers/{provider_id}/balance/refresh", headers=admin_headers)
+    assert refreshed.status_code == 200
+    assert {k: v for k, v in refreshed.json().items() if k != "checked_at"} == {
+        k: v for k, v in body.items() if k != "checked_at"
+    }
     provider = (await client.get(f"/admin/providers/{provider_id}", headers=admin_headers)).json()
     assert provider["last_balance"] == "42.50"
     assert provider["low_balance"] is True
+    assert provider["last_balance_at"] == refreshed.json()["checked_at"]
+    (entry,) = (
+        await client.get("/admin/audit", params={"entity": "provider", "entity_id": provider_id}, headers=admin_headers)
+    ).json()
+    assert (entry["actor"], entry["action"]) == ("admin", "provider.balance_refresh")
+    assert (entry["before"]["last_balance"], entry["after"]["last_balance"]) == (None, "42.50000")
+
     simulator.set_faults(FaultRule(kind="error", error="Invalid API key"))
-    failed = await client.get(f"/admin/providers/{provider_id}/balance", headers=admin_headers)
-    assert failed.status_code == 502
-    assert simulator.api_key not in failed.text
+    for method, path in (("GET", "balance"), ("POST", "balance/refresh")):
+        failed = await client.request(method, f"/admin/providers/{provider_id}/{path}", headers=admin_headers)
+        assert failed.status_code == 502
+        assert simulator.api_key not in failed.text
+    provider = (await client.get(f"/admin/providers/{provider_id}", headers=admin_headers)).json()
+    assert provider["last_balance"] == "42.50"  # a failed refresh keeps the last answer

@@ -31,12 +31,18 @@ class LiveGateway:
 
 
 @pytest.fixture
-async def live(runtime: Runtime, database_url: str) -> AsyncIterator[LiveGateway]:
+def live_env() -> dict[str, str]:
+    """Extra settings of the live gateway process (a test module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture
+async def live(runtime: Runtime, database_url: str, live_env: dict[str, str]) -> AsyncIterator[LiveGateway]:
     with SimulatorThread(SimulatorConfig(speed=0)) as sim:
         provider_id = await make_provider(runtime, api_url=sim.url, api_key=sim.api_key, name="sim")
-        await sync_provider(runtime, provider_id)
+        await sync_provider(runtime.sessions, runtime.providers, provider_id)
         customer_id, key = await make_customer(runtime, balance="100")
         async with runtime.engine.connect() as conn:
             services = dict((await conn.execute(text("SELECT upstream_service_id, id FROM services"))).all())
-        with gateway(database_url) as proc:
+        with gateway(database_url, **live_env) as proc:
             yield LiveGateway(proc, sim, key, customer_id, services, database_url)

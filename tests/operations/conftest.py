@@ -27,7 +27,7 @@ class Shop:
 async def shop(runtime: Runtime, sim: RunningSimulator, balance: str = "100") -> Shop:
     """A provider for ``sim`` with its catalog synced, and a funded customer."""
     provider_id = await make_provider(runtime, api_url=sim.url, api_key=sim.api_key, name="sim")
-    await sync_provider(runtime, provider_id)
+    await sync_provider(runtime.sessions, runtime.providers, provider_id)
     customer_id, key = await make_customer(runtime, balance=balance)
     async with runtime.engine.connect() as conn:
         service = await conn.scalar(text("SELECT id FROM services WHERE upstream_service_id = :u"), {"u": FOLLOWERS})

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from decimal import Decimal
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,10 +18,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.bootstrap import ensure_single_upstream
-from gateway.catalog.pricebook import load_pricebook
 from gateway.catalog.providers import ProviderChanges, create_provider, require_provider, update_provider
 from gateway.errors import Conflict
 from gateway.observability.logs import HIDDEN_DETAIL, REDACTOR
+from gateway.providers import ProviderDirectory
 from gateway.runtime import Runtime, learn_provider_keys
 from gateway.settings import Settings
 from tests.conftest import KeyGuard, key_lines, make_settings, stored_provider_keys
@@ -113,7 +112,8 @@ async def test_every_stored_key_is_learned_when_a_process_starts(database_url: s
 
 async def test_a_failed_read_of_the_keys_is_logged_and_retried(database_url: str, provider_key_guard: KeyGuard) -> None:
     engine = create_async_engine(make_url(database_url).set(database="gw_no_such_database"))
-    task = asyncio.create_task(learn_provider_keys(engine, first_retry=0.01, max_retry=0.02))
+    directory = ProviderDirectory(engine, on_key=REDACTOR.add)
+    task = asyncio.create_task(learn_provider_keys(directory, first_retry=0.01, max_retry=0.02))
     try:
         await eventually(lambda: provider_key_guard.text.count("could not read the provider keys") >= 3)
         assert not task.done()  # never fatal: it keeps trying
@@ -126,15 +126,18 @@ async def test_a_failed_read_of_the_keys_is_logged_and_retried(database_url: str
     assert 'database \\"gw_no_such_database\\" does not exist" retry_in_s=' in provider_key_guard.text
 
 
-async def test_a_price_book_rebuild_learns_every_key(runtime: Runtime, database_url: str) -> None:
+async def test_the_provider_directory_learns_every_key_it_reads(runtime: Runtime, database_url: str) -> None:
+    """A key another process stored is learned when this process next reads the providers
+    (the catalog revision moved)."""
     key = fresh_key()
+    seen: list[str] = []
+    await ProviderDirectory(runtime.engine, on_key=seen.append).refresh()
+    assert seen == []
     await store_behind_the_gateways_back(database_url, key)
-    async with runtime.engine.connect() as conn:
-        seen: list[str] = []
-        await load_pricebook(conn, Decimal(0), on_key=seen.append)
-        assert seen == [key]
+    await ProviderDirectory(runtime.engine, on_key=seen.append).refresh()
+    assert seen == [key]
     assert not REDACTOR.knows(key)
-    await runtime.catalog.book()
+    await runtime.providers.directory.refresh()
     assert REDACTOR.knows(key)
 
 
@@ -233,7 +236,7 @@ async def test_single_upstream_mode_finds_its_provider_however_the_url_was_store
     settings = make_settings(upstream_url="http://PANEL.example:9/api/v2", upstream_key=key)
     single = Runtime.build(settings, database_url)
     try:
-        assert await ensure_single_upstream(single) == legacy
+        assert await ensure_single_upstream(single.settings, single.sessions, single.providers) == legacy
     finally:
         await single.aclose()
     async with runtime.engine.connect() as conn:
@@ -245,7 +248,9 @@ async def test_single_upstream_mode_stores_the_url_normalised(runtime: Runtime, 
     settings = make_settings(upstream_url="http://LocalHost:9/Api/V2", upstream_key=fresh_key())
     single = Runtime.build(settings, database_url)
     try:
-        provider_id = await ensure_single_upstream(single)  # its first sync fails (nothing listens): logged
+        provider_id = await ensure_single_upstream(
+            single.settings, single.sessions, single.providers
+        )  # its first sync fails (nothing listens): logged
     finally:
         await single.aclose()
     async with runtime.engine.connect() as conn:

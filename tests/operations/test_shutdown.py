@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import signal
 import threading
-from decimal import Decimal
 from pathlib import Path
 
 import httpx
 
-from gateway.orders.placing import Customer, place_order
 from gateway.runtime import Runtime
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.faults import FaultRule
 from gateway.simulator.runner import SimulatorThread
+from tests.factories import place
 from tests.operations.conftest import add_order, shop
 from tests.processes import gateway, worker_process
 from tests.reliability.conftest import wait_for
@@ -66,8 +65,7 @@ async def test_gateway_worker_finishes_its_send_on_sigterm(runtime: Runtime, dat
         # The upstream is out of funds: the order is charged and queued for the worker.
         sim.set_faults(FaultRule(kind="error", action="add", error="Not enough funds on balance"))
         params = {"service": str(setup.service), "link": "https://instagram.com/ops", "quantity": "1000"}
-        customer = Customer(setup.customer_id, Decimal(0))
-        order_id = await place_order(runtime, await runtime.catalog.book(), customer, params, "req-queued")
+        order_id = await place(runtime, setup.customer_id, params, "req-queued")
         assert db.value("SELECT state FROM orders") == "queued"
         sim.set_faults(SLOW_ADD)
         db.fetch("UPDATE orders SET next_attempt_at = now()")

@@ -39,7 +39,9 @@ async def test_concurrent_starts_create_one_provider_and_sync_it(database_url: s
         settings = make_settings(upstream_url=sim.url, upstream_key=sim.api_key)
         runtimes = [Runtime.build(settings, database_url) for _ in range(4)]
         try:
-            ids = await asyncio.gather(*(ensure_single_upstream(rt) for rt in runtimes))
+            ids = await asyncio.gather(
+                *(ensure_single_upstream(rt.settings, rt.sessions, rt.providers) for rt in runtimes)
+            )
             assert len(set(ids)) == 1
             providers = await rows(runtimes[0], "SELECT id, name, api_url, last_sync_at FROM providers")
             assert len(providers) == 1
@@ -48,7 +50,10 @@ async def test_concurrent_starts_create_one_provider_and_sync_it(database_url: s
             assert (await rows(runtimes[0], "SELECT count(*) FROM services"))[0][0] == len(sim.config.catalog)
             # A later start finds it synced: no second catalog fetch.
             fetched = sim.request_count("services")
-            assert await ensure_single_upstream(runtimes[0]) == ids[0]
+            assert (
+                await ensure_single_upstream(runtimes[0].settings, runtimes[0].sessions, runtimes[0].providers)
+                == ids[0]
+            )
             assert sim.request_count("services") == fetched
         finally:
             for rt in runtimes:
@@ -63,7 +68,7 @@ async def test_a_new_key_replaces_the_old_and_names_never_clash(runtime: Runtime
         settings = make_settings(upstream_url=sim.url, upstream_key="new-key-123")
         rt = Runtime.build(settings, database_url)
         try:
-            assert await ensure_single_upstream(rt) == old
+            assert await ensure_single_upstream(rt.settings, rt.sessions, rt.providers) == old
         finally:
             await rt.aclose()
         (provider,) = await rows(runtime, "SELECT api_key, last_sync_at FROM providers WHERE id = :id", id=old)
@@ -72,7 +77,7 @@ async def test_a_new_key_replaces_the_old_and_names_never_clash(runtime: Runtime
     async with running_simulator(SimulatorConfig(speed=0)) as other:
         rt = Runtime.build(make_settings(upstream_url=other.url, upstream_key=other.api_key), database_url)
         try:
-            created = await ensure_single_upstream(rt)
+            created = await ensure_single_upstream(rt.settings, rt.sessions, rt.providers)
         finally:
             await rt.aclose()
     (name,) = await rows(runtime, "SELECT name FROM providers WHERE id = :id", id=created)

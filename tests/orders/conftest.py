@@ -57,8 +57,9 @@ class Shop:
         await self.execute(
             "UPDATE orders SET next_check_at = now() WHERE state = 'placed' AND next_check_at IS NOT NULL"
         )
-        book = await self.runtime.catalog.book()
-        return await check_statuses(self.runtime, book.providers)
+        return await check_statuses(
+            self.runtime.orders, self.runtime.providers, self.runtime.policy.status_sync_interval_seconds
+        )
 
     async def check_money(self) -> None:
         """The invariants: every balance equals its ledger sum and is never negative; refunds
@@ -108,7 +109,7 @@ async def shop(settings: Settings, database_url: str, sim_config: SimulatorConfi
         runtime: Runtime = app.state.runtime
         async with serving(app) as client:
             provider_id = await make_provider(runtime, api_url=sim.url, api_key=sim.api_key, name="sim")
-            await sync_provider(runtime, provider_id)
+            await sync_provider(runtime.sessions, runtime.providers, provider_id)
             customer_id, key = await make_customer(runtime, balance="100")
             async with runtime.engine.connect() as conn:
                 rows = (await conn.execute(text("SELECT upstream_service_id, id FROM services"))).all()

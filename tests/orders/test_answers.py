@@ -8,15 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.orders.answers import HELD_ASKS, MAX_BIGINT, OrderFacts, read_status, settlement
-from gateway.upstream import OrderState, OrderStatus
+from gateway.orders.answers import HELD_ASKS, MAX_BIGINT, read_status
+from gateway.orders.refunds import OrderFacts, settlement
+from gateway.upstream import OrderStatus, StatusAnswer
 
 D = Decimal
 ORDER = OrderFacts(id=1, charge=D("0.90000"), quantity=1000)
 
 
-def answer(status: OrderState | None, raw: str | None = None, **fields: object) -> OrderStatus:
-    return OrderStatus(status=status, raw_status=raw or (status.value if status else "???"), **fields)  # type: ignore[arg-type]
+def answer(status: OrderStatus | None, raw: str | None = None, **fields: object) -> StatusAnswer:
+    return StatusAnswer(status=status, raw_status=raw or (status.value if status else "???"), **fields)  # type: ignore[arg-type]
 
 
 def kinds(update: object) -> set[str]:
@@ -24,7 +25,7 @@ def kinds(update: object) -> set[str]:
 
 
 def test_a_sane_progress_answer_is_stored_as_sent() -> None:
-    update = read_status(answer(OrderState.IN_PROGRESS, start_count=5, remains=300, charge=D("0.9")), ORDER)
+    update = read_status(answer(OrderStatus.IN_PROGRESS, start_count=5, remains=300, charge=D("0.9")), ORDER)
     assert (update.status, update.start_count, update.remains, update.upstream_charge) == (
         "In progress",
         5,
@@ -50,7 +51,7 @@ def test_a_sane_progress_answer_is_stored_as_sent() -> None:
 def test_each_hostile_value_is_stored_the_documented_way(
     fields: dict[str, object], stored: dict[str, object], kind: str
 ) -> None:
-    update = read_status(answer(OrderState.IN_PROGRESS, **fields), ORDER)
+    update = read_status(answer(OrderStatus.IN_PROGRESS, **fields), ORDER)
     for name, value in stored.items():
         assert getattr(update, name) == value
     assert kinds(update) == {kind}
@@ -65,7 +66,7 @@ def test_an_unknown_status_keeps_the_order_as_it_is() -> None:
 
 
 def test_completed_never_refunds_even_with_remains() -> None:
-    update = read_status(answer(OrderState.COMPLETED, remains=20), ORDER)
+    update = read_status(answer(OrderStatus.COMPLETED, remains=20), ORDER)
     assert (update.status, update.ends, update.refund) == ("Completed", True, 0)
     assert kinds(update) == {"completed_with_remains"}
 
@@ -74,7 +75,7 @@ def test_completed_never_refunds_even_with_remains() -> None:
     ("remains", "refund"), [(1, D("0.00090")), (333, D("0.29970")), (999, D("0.89910")), (1000, D("0.9"))]
 )
 def test_partial_refunds_from_the_reported_remains_rounded_down(remains: int, refund: Decimal) -> None:
-    update = read_status(answer(OrderState.PARTIAL, remains=remains), ORDER)
+    update = read_status(answer(OrderStatus.PARTIAL, remains=remains), ORDER)
     assert (update.status, update.ends, update.refund, update.remains) == ("Partial", True, refund, remains)
 
 
@@ -90,7 +91,7 @@ def test_partial_refunds_from_the_reported_remains_rounded_down(remains: int, re
     ],
 )
 def test_partial_without_a_usable_remains_is_held(fields: dict[str, object]) -> None:
-    update = read_status(answer(OrderState.PARTIAL, **fields), ORDER)
+    update = read_status(answer(OrderStatus.PARTIAL, **fields), ORDER)
     assert (update.status, update.ends, update.refund, update.held, update.remains) == (None, False, 0, "Partial", None)
     assert "partial_without_remains" in kinds(update)
     assert update.asks_left == HELD_ASKS - 1
@@ -98,7 +99,7 @@ def test_partial_without_a_usable_remains_is_held(fields: dict[str, object]) -> 
 
 def test_a_held_status_stops_asking_after_the_last_ask() -> None:
     order = OrderFacts(1, D("0.9"), 1000, held_checks=HELD_ASKS - 1)
-    assert read_status(answer(OrderState.PARTIAL), order).asks_left == 0
+    assert read_status(answer(OrderStatus.PARTIAL), order).asks_left == 0
 
 
 @pytest.mark.parametrize(
@@ -113,12 +114,12 @@ def test_a_held_status_stops_asking_after_the_last_ask() -> None:
     ],
 )
 def test_canceled(remains: int | None, status: str | None, refund: Decimal, held: str | None) -> None:
-    update = read_status(answer(OrderState.CANCELED, remains=remains), ORDER)
+    update = read_status(answer(OrderStatus.CANCELED, remains=remains), ORDER)
     assert (update.status, update.refund, update.held) == (status, refund, held)
 
 
 @given(
-    status=st.sampled_from([*OrderState, None]),
+    status=st.sampled_from([*OrderStatus, None]),
     remains=st.one_of(st.none(), st.integers(min_value=-(2**70), max_value=2**70)),
     start_count=st.one_of(st.none(), st.integers(min_value=-(2**70), max_value=2**70)),
     charge=st.one_of(st.none(), st.decimals(allow_nan=False, allow_infinity=False)),
@@ -126,7 +127,7 @@ def test_canceled(remains: int | None, status: str | None, refund: Decimal, held
     order_charge=st.decimals(min_value=0, max_value=10**9, places=5),
 )
 def test_whatever_the_upstream_says_the_update_is_storable_and_the_refund_bounded(
-    status: OrderState | None,
+    status: OrderStatus | None,
     remains: int | None,
     start_count: int | None,
     charge: Decimal | None,

@@ -238,9 +238,8 @@ async def test_one_provider_failing_never_stops_the_others(shop: Shop) -> None:
 
     other = Runtime.build(shop.runtime.settings, shop.runtime.database_url, transport_factory=transports)
     try:
-        book = await other.catalog.book()
         # The broken provider's order is leased first (newest first), and fails its whole batch.
-        assert await check_statuses(other, book.providers) == 2
+        assert await check_statuses(other.orders, other.providers, other.policy.status_sync_interval_seconds) == 2
     finally:
         await other.aclose()
     assert (await shop.order(order_id)).status == "Canceled"
@@ -338,9 +337,24 @@ async def test_database_failing_after_an_accepted_add_answers_the_id_and_records
     row = await shop.order(order_id)
     assert (row.state, row.upstream_order_id) == ("submitting", None)
     assert order_id in shop.runtime.pending_outcomes.items
-    assert await record_pending(shop.runtime) == 1  # the database still fails
-    assert await record_pending(shop.runtime) == 1
-    assert await record_pending(shop.runtime) == 0  # it is back
+    assert (
+        await record_pending(
+            shop.runtime.orders, shop.runtime.pending_outcomes, shop.runtime.policy.queued_order_max_age_seconds
+        )
+        == 1
+    )  # the database still fails
+    assert (
+        await record_pending(
+            shop.runtime.orders, shop.runtime.pending_outcomes, shop.runtime.policy.queued_order_max_age_seconds
+        )
+        == 1
+    )
+    assert (
+        await record_pending(
+            shop.runtime.orders, shop.runtime.pending_outcomes, shop.runtime.policy.queued_order_max_age_seconds
+        )
+        == 0
+    )  # it is back
     row = await shop.order(order_id)
     assert row.state == "placed"
     assert row.upstream_order_id == shop.sim.state.orders()[0].order_id
@@ -358,7 +372,12 @@ async def test_a_late_record_lands_on_an_order_the_sweep_made_unknown(shop: Shop
         "order"
     ]
     await shop.execute("UPDATE orders SET state = 'unknown' WHERE id = :id", id=order_id)  # the sweep, meanwhile
-    assert await record_pending(shop.runtime) == 0
+    assert (
+        await record_pending(
+            shop.runtime.orders, shop.runtime.pending_outcomes, shop.runtime.policy.queued_order_max_age_seconds
+        )
+        == 0
+    )
     assert (await shop.order(order_id)).state == "placed"
 
 
@@ -370,7 +389,12 @@ async def test_a_late_record_on_an_order_the_operator_resolved_is_an_anomaly(sho
     await shop.execute("UPDATE orders SET state = 'unknown' WHERE id = :id", id=order_id)
     resolved = await shop.client.post(f"/admin/orders/{order_id}/resolve", json={"outcome": "failed"}, headers=ADMIN)
     assert resolved.json()["state"] == "failed"
-    assert await record_pending(shop.runtime) == 0
+    assert (
+        await record_pending(
+            shop.runtime.orders, shop.runtime.pending_outcomes, shop.runtime.policy.queued_order_max_age_seconds
+        )
+        == 0
+    )
     row = await shop.order(order_id)
     assert (row.state, row.refunded) == ("failed", row.charge)  # nothing moved again
     anomalies = await _anomalies(shop, order_id)
@@ -507,7 +531,7 @@ async def test_the_database_going_away_after_an_accepted_add(server_url: str, da
         runtime: Runtime = app.state.runtime
         async with serving(app) as client:
             provider_id = await make_provider(runtime, api_url=sim.url, api_key=sim.api_key, name="sim")
-            await sync_provider(runtime, provider_id)
+            await sync_provider(runtime.sessions, runtime.providers, provider_id)
             _, key = await make_customer(runtime, balance="10")
             async with runtime.engine.connect() as conn:
                 service_id = await conn.scalar(text("SELECT id FROM services WHERE upstream_service_id = 102"))
@@ -551,7 +575,12 @@ async def test_a_record_whose_commit_landed_is_not_recorded_twice(shop: Shop, fa
         await shop.v2(action="add", service=shop.services[FOLLOWERS], link="https://i.com/lost", quantity=1000)
     )["order"]
     assert order_id in shop.runtime.pending_outcomes.items
-    assert await record_pending(shop.runtime) == 0
+    assert (
+        await record_pending(
+            shop.runtime.orders, shop.runtime.pending_outcomes, shop.runtime.policy.queued_order_max_age_seconds
+        )
+        == 0
+    )
     row = await shop.order(order_id)
     assert row.state == ("unknown" if fault else "placed")
     assert await shop.scalar("SELECT count(*) FROM upstream_calls WHERE order_id = :id", id=order_id) == 1

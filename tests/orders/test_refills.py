@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from gateway.orders.refills import mark_stale_refills_unknown, sync_refills
+from gateway.orders.refills import sync_refills
 from gateway.orders.sync import check_statuses, sweep
 from gateway.runtime import Runtime
 from gateway.simulator.faults import FaultRule
@@ -29,7 +29,7 @@ async def completed_order(shop: Shop, link: str) -> tuple[int, int]:
     upstream_order_id = (await shop.order(order_id)).upstream_order_id
     shop.sim.state.force_order(upstream_order_id, "Completed")
     await shop.execute("UPDATE orders SET next_check_at = now() WHERE id = :id", id=order_id)
-    await check_statuses(shop.runtime, (await shop.runtime.catalog.book()).providers)
+    await check_statuses(shop.runtime.orders, shop.runtime.providers, shop.runtime.policy.status_sync_interval_seconds)
     assert (await shop.order(order_id)).status == "Completed"
     return order_id, upstream_order_id
 
@@ -40,14 +40,13 @@ async def refill_row(shop: Shop, refill_id: int) -> Any:
 
 
 async def sweep_refills(shop: Shop) -> list[int]:
-    async with shop.runtime.engine.begin() as conn:
-        return await mark_stale_refills_unknown(conn, shop.runtime.settings.submitting_stale_seconds)
+    return await shop.runtime.orders.stale_to_unknown("refills", shop.runtime.settings.submitting_stale_seconds)
 
 
 async def sync_all(shop: Shop, runtime: Runtime | None = None) -> int:
     await shop.execute("UPDATE refills SET next_check_at = now() WHERE state = 'placed'")
     runtime = runtime or shop.runtime
-    return await sync_refills(runtime, (await runtime.catalog.book()).providers)
+    return await sync_refills(runtime.orders, runtime.providers)
 
 
 async def test_a_refill_left_submitting_becomes_unknown_once_stale(shop: Shop) -> None:
@@ -84,7 +83,7 @@ async def test_the_workers_recovery_sweep_covers_refills(shop: Shop) -> None:
         " SELECT id, customer_id, provider_id, 'submitting', now() - interval '1 hour' FROM orders WHERE id = :id",
         id=order_id,
     )
-    await sweep(shop.runtime)
+    await sweep(shop.runtime.orders, shop.runtime.policy)
     assert await shop.scalar("SELECT state FROM refills") == "unknown"
     listed = (await shop.client.get("/admin/refills", params={"state": "unknown"}, headers=ADMIN)).json()
     assert [r["order_id"] for r in listed] == [order_id]
@@ -141,7 +140,7 @@ async def test_a_late_answer_overwrites_neither_the_sweep_nor_the_operator(shop:
     assert resolved.status_code == 200, resolved.text
     assert (resolved.json()["state"], resolved.json()["last_error"]) == ("placed", None)
     shop.sim.state.force_refill(upstream_refill_id, "Completed")
-    assert await sync_refills(shop.runtime, (await shop.runtime.catalog.book()).providers) == 1  # due at once
+    assert await sync_refills(shop.runtime.orders, shop.runtime.providers) == 1  # due at once
     assert await shop.v2(action="refill_status", refill=refill_id) == {"status": "Completed"}
 
 
@@ -210,12 +209,12 @@ async def test_one_refill_that_cannot_be_updated_holds_back_no_other(
     )
     for refill_id in refill_ids:
         shop.sim.state.force_refill((await refill_row(shop, refill_id)).upstream_refill_id, "Completed")
-    with caplog.at_level(logging.WARNING, logger="gateway.orders.refills"):
+    with caplog.at_level(logging.WARNING, logger="gateway.orders.polling"):
         assert await sync_all(shop) == 3
     statuses = [(await refill_row(shop, i)).status for i in refill_ids]
     assert statuses == ["Completed", "Pending", "Completed"]
-    logged = [r.getMessage() for r in caplog.records if r.name == "gateway.orders.refills"]
-    assert any(f"refill {broken}:" in line and "sqlstate P0001" in line for line in logged), logged
+    logged = [r.getMessage() for r in caplog.records if r.name == "gateway.orders.polling"]
+    assert any(f"refills {broken}:" in line and "sqlstate P0001" in line for line in logged), logged
     assert not [line for line in logged if shop.sim.api_key in line or "UPDATE" in line or "broken" in line]
 
 
@@ -245,7 +244,7 @@ async def test_an_answer_about_a_refill_not_asked_about_is_ignored(shop: Shop) -
         # Only the first one is due.
         await shop.execute("UPDATE refills SET next_check_at = now() WHERE id = :id", id=asked)
         await shop.execute("UPDATE refills SET next_check_at = now() + interval '1 hour' WHERE id = :id", id=other)
-        assert await sync_refills(chatty, (await chatty.catalog.book()).providers) == 1
+        assert await sync_refills(chatty.orders, chatty.providers) == 1
     finally:
         await chatty.aclose()
     assert (await refill_row(shop, asked)).status == "Completed"

@@ -68,7 +68,7 @@ async def test_an_answer_lost_after_the_upstream_took_it_is_resolved_placed_and_
     assert (await resolve(shop, refill_id, {"outcome": "failed"})).status_code == 409
 
     shop.sim.state.force_refill(upstream_refill_id, "Completed")
-    assert await sync_refills(shop.runtime, (await shop.runtime.catalog.book()).providers) == 1
+    assert await sync_refills(shop.runtime.orders, shop.runtime.providers) == 1
     assert await shop.v2(action="refill_status", refill=refill_id) == {"status": "Completed"}
     detail = (await admin_get(shop, f"/refills/{refill_id}")).json()
     assert (detail["refill"]["status"], detail["refill"]["status_raw"]) == ("Completed", "Completed")

@@ -85,10 +85,12 @@ async def test_two_workers_refund_each_order_once(shop: Shop, runtime: Runtime) 
     # A second process: its own engine and upstream clients on the same database.
     other = Runtime.build(shop.runtime.settings, shop.runtime.database_url)
     try:
-        books = [await shop.runtime.catalog.book(), await other.catalog.book()]
         for _ in range(3):
             await asyncio.gather(
-                check_statuses(shop.runtime, books[0].providers), check_statuses(other, books[1].providers)
+                check_statuses(
+                    shop.runtime.orders, shop.runtime.providers, shop.runtime.policy.status_sync_interval_seconds
+                ),
+                check_statuses(other.orders, other.providers, other.policy.status_sync_interval_seconds),
             )
             await shop.execute("UPDATE orders SET next_check_at = now()")
     finally:
@@ -125,7 +127,7 @@ async def test_expired_queued_orders_are_canceled_and_refunded(shop: Shop) -> No
         "order"
     ]
     await shop.execute("UPDATE orders SET created_at = now() - interval '7 hours'")
-    await sweep(shop.runtime)
+    await sweep(shop.runtime.orders, shop.runtime.policy)
     row = await shop.order(order_id)
     assert (row.state, row.status, row.refunded) == ("canceled", "Canceled", row.charge)
     assert await balance_of(shop.runtime, shop.customer_id) == Decimal("100")
@@ -147,7 +149,7 @@ async def test_stale_submitting_becomes_unknown_and_the_operator_resolves(shop: 
         "UPDATE orders SET state = 'submitting', upstream_order_id = NULL, submitted_at = now() - interval '1 hour' WHERE id = :id",
         id=second,
     )
-    await sweep(shop.runtime)
+    await sweep(shop.runtime.orders, shop.runtime.policy)
     assert (await shop.order(second)).state == "unknown"
 
     listed = (await shop.client.get("/admin/orders", params={"state": "unknown"}, headers=ADMIN)).json()

@@ -100,8 +100,10 @@ class Bank:
             await self.execute("UPDATE orders SET next_check_at = now() WHERE state = 'placed'")
             await self.execute("UPDATE orders SET next_attempt_at = now() WHERE state = 'queued'")
             await worker.dispatch_queued()
-            await check_statuses(self.runtime, (await self.runtime.catalog.book()).providers)
-            await sweep(self.runtime)
+            await check_statuses(
+                self.runtime.orders, self.runtime.providers, self.runtime.policy.status_sync_interval_seconds
+            )
+            await sweep(self.runtime.orders, self.runtime.policy)
             await asyncio.sleep(0.01)
 
     async def checker(self, stop: asyncio.Event) -> int:
@@ -149,8 +151,10 @@ class Bank:
             await self.execute("UPDATE orders SET next_check_at = now() WHERE state = 'placed'")
             await self.execute("UPDATE orders SET next_attempt_at = now() WHERE state = 'queued'")
             await worker.dispatch_queued()
-            await check_statuses(self.runtime, (await self.runtime.catalog.book()).providers)
-            await sweep(self.runtime)
+            await check_statuses(
+                self.runtime.orders, self.runtime.providers, self.runtime.policy.status_sync_interval_seconds
+            )
+            await sweep(self.runtime.orders, self.runtime.policy)
             open_orders = await self.scalar(
                 "SELECT count(*) FROM orders WHERE state IN ('placed', 'queued', 'submitting')"
                 " AND status NOT IN ('Completed', 'Partial', 'Canceled')"
@@ -207,7 +211,7 @@ async def open_bank(
         runtime: Runtime = app.state.runtime
         async with serving(app) as client:
             provider_id = await make_provider(runtime, api_url=simulator.url, api_key=simulator.api_key, name="sim")
-            await sync_provider(runtime, provider_id)
+            await sync_provider(runtime.sessions, runtime.providers, provider_id)
             people = [await make_customer(runtime, balance="20", name=f"c{i}") for i in range(customers)]
             async with runtime.engine.connect() as conn:
                 services = dict((await conn.execute(text("SELECT upstream_service_id, id FROM services"))).all())

@@ -69,7 +69,7 @@ class Db:
 
 async def _prepare(runtime: Runtime, sim: RunningSimulator) -> tuple[str, int]:
     provider_id = await make_provider(runtime, api_url=sim.url, api_key=sim.api_key, name="sim")
-    await sync_provider(runtime, provider_id)
+    await sync_provider(runtime.sessions, runtime.providers, provider_id)
     _, key = await make_customer(runtime, balance="100")
     async with runtime.engine.connect() as conn:
         from sqlalchemy import text

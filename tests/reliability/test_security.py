@@ -26,7 +26,7 @@ async def test_foreign_ids_never_answer_for_another_customer(shop: Shop) -> None
     for order_id in mine:
         shop.sim.state.force_order((await shop.order(order_id)).upstream_order_id, "Completed")
     await shop.execute("UPDATE orders SET next_check_at = now()")
-    await check_statuses(shop.runtime, (await shop.runtime.catalog.book()).providers)
+    await check_statuses(shop.runtime.orders, shop.runtime.providers, shop.runtime.policy.status_sync_interval_seconds)
     refill_id = (await shop.v2(action="refill", order=mine[0]))["refill"]
     _, thief = await make_customer(shop.runtime, balance="10")
     ids = ",".join(map(str, [*mine, *range(1, 98)]))[:2000]

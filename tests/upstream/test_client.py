@@ -10,7 +10,7 @@ import pytest
 
 from gateway.upstream import (
     AttemptRecord,
-    OrderStatus,
+    StatusAnswer,
     UnsafeUpstreamURL,
     UpstreamCircuitOpen,
     UpstreamConfig,
@@ -73,7 +73,7 @@ async def test_multi_status_splits_250_ids_into_three_calls() -> None:
     sizes = [len(form["orders"].split(",")) for form in panel.forms]
     assert sizes == [100, 100, 50]
     assert sorted(result) == list(range(1, 251))
-    assert all(isinstance(v, OrderStatus) for v in result.values())
+    assert all(isinstance(v, StatusAnswer) for v in result.values())
 
 
 async def test_multi_ids_are_deduplicated_and_empty_lists_cost_nothing() -> None:

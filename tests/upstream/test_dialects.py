@@ -20,9 +20,9 @@ import pytest
 from gateway.upstream import (
     CancelAccepted,
     ItemError,
-    OrderStatus,
-    RefillStatus,
+    RefillStatusAnswer,
     Service,
+    StatusAnswer,
     UpstreamClient,
     UpstreamRejected,
 )
@@ -54,7 +54,7 @@ CALLS: dict[str, tuple[Call, dict[str, str]]] = {
 
 def comparable(value: Any) -> Any:
     """The dialect-independent JSON form of a result (Decimals normalized to plain strings)."""
-    if isinstance(value, OrderStatus | RefillStatus):
+    if isinstance(value, StatusAnswer | RefillStatusAnswer):
         return comparable({k: v for k, v in msgspec.structs.asdict(value).items() if k != "raw_status"})
     if isinstance(value, Service):
         return comparable({k: v for k, v in msgspec.structs.asdict(value).items() if k != "desc"})
@@ -121,7 +121,7 @@ async def test_raw_status_keeps_the_panels_spelling() -> None:
     panel = FakePanel(load("smartpanel", "statuses.json"))
     async with make_client(panel) as client:
         result = await client.statuses([1, 3, 4])
-    assert {k: v.raw_status for k, v in result.items() if isinstance(v, OrderStatus)} == {
+    assert {k: v.raw_status for k, v in result.items() if isinstance(v, StatusAnswer)} == {
         1: "Completed",
         3: "Cancelled",
         4: "Inprogress",

@@ -11,10 +11,10 @@ import pytest
 from gateway.upstream import (
     CancelAccepted,
     ItemError,
-    OrderState,
     OrderStatus,
-    RefillState,
     RefillStatus,
+    RefillStatusAnswer,
+    StatusAnswer,
     UpstreamRejected,
 )
 from gateway.upstream.parse import (
@@ -47,8 +47,8 @@ def test_unknown_status_is_kept_raw_and_flagged_never_guessed() -> None:
 def test_single_status_full() -> None:
     assert parse_status(
         {"status": "Partial", "charge": "0.27819", "start_count": "157", "remains": "50.000", "currency": "USD"}
-    ) == OrderStatus(
-        status=OrderState.PARTIAL,
+    ) == StatusAnswer(
+        status=OrderStatus.PARTIAL,
         raw_status="Partial",
         charge=Decimal("0.27819"),
         start_count=157,
@@ -71,12 +71,12 @@ def test_status_numbers_as_json_numbers() -> None:
 
 
 def test_status_missing_fields_are_none() -> None:
-    assert parse_status({"status": "Pending"}) == OrderStatus(status=OrderState.PENDING, raw_status="Pending")
+    assert parse_status({"status": "Pending"}) == StatusAnswer(status=OrderStatus.PENDING, raw_status="Pending")
 
 
 def test_single_status_keyed_by_id_and_wrapped() -> None:
-    assert parse_status({"42": {"status": "Completed"}}).status is OrderState.COMPLETED
-    assert parse_status([{"status": "Completed"}]).status is OrderState.COMPLETED
+    assert parse_status({"42": {"status": "Completed"}}).status is OrderStatus.COMPLETED
+    assert parse_status([{"status": "Completed"}]).status is OrderStatus.COMPLETED
 
 
 def test_single_status_with_an_order_and_an_error_is_a_rejection() -> None:
@@ -92,7 +92,7 @@ def test_multi_status_keyed_with_error_objects_and_bare_strings() -> None:
         {"1": {"status": "Completed"}, "2": {"error": "Incorrect order ID"}, "3": "Incorrect order ID"},
         [1, 2, 3],
     )
-    assert result[1] == OrderStatus(status=OrderState.COMPLETED, raw_status="Completed")
+    assert result[1] == StatusAnswer(status=OrderStatus.COMPLETED, raw_status="Completed")
     assert result[2] == ItemError("Incorrect order ID")
     assert result[3] == ItemError("Incorrect order ID")
 
@@ -100,7 +100,7 @@ def test_multi_status_keyed_with_error_objects_and_bare_strings() -> None:
 def test_multi_status_list_with_string_ids() -> None:
     result = parse_statuses([{"order": "1", "status": "Inprogress"}, {"order": 2, "error": "nope"}], [1, 2])
     assert result == {
-        1: OrderStatus(status=OrderState.IN_PROGRESS, raw_status="Inprogress"),
+        1: StatusAnswer(status=OrderStatus.IN_PROGRESS, raw_status="Inprogress"),
         2: ItemError("nope"),
     }
 
@@ -112,7 +112,7 @@ def test_multi_status_keeps_only_the_ids_asked_and_leaves_out_missing_ones() -> 
 
 def test_multi_status_one_unreadable_item_does_not_spoil_the_rest() -> None:
     result = parse_statuses({"1": {"status": "Completed"}, "2": {"no": "status"}, "3": 17}, [1, 2, 3])
-    assert isinstance(result[1], OrderStatus)
+    assert isinstance(result[1], StatusAnswer)
     assert isinstance(result[2], ItemError)
     assert result[2].message.startswith("unreadable")
     assert isinstance(result[3], ItemError)
@@ -120,7 +120,7 @@ def test_multi_status_one_unreadable_item_does_not_spoil_the_rest() -> None:
 
 def test_multi_status_for_one_id_answered_as_a_single_status() -> None:
     assert parse_statuses({"status": "Completed"}, [5]) == {
-        5: OrderStatus(status=OrderState.COMPLETED, raw_status="Completed")
+        5: StatusAnswer(status=OrderStatus.COMPLETED, raw_status="Completed")
     }
 
 
@@ -277,10 +277,10 @@ def test_multi_refill_variants() -> None:
 
 
 def test_refill_status_variants() -> None:
-    assert parse_refill_status({"status": "Completed"}) == RefillStatus(
-        status=RefillState.COMPLETED, raw_status="Completed"
+    assert parse_refill_status({"status": "Completed"}) == RefillStatusAnswer(
+        status=RefillStatus.COMPLETED, raw_status="Completed"
     )
-    assert parse_refill_status({"status": "Stuck"}) == RefillStatus(status=None, raw_status="Stuck")
+    assert parse_refill_status({"status": "Stuck"}) == RefillStatusAnswer(status=None, raw_status="Stuck")
     with pytest.raises(UpstreamRejected, match="Refill not found"):
         parse_refill_status({"status": {"error": "Refill not found"}})
 
@@ -296,14 +296,14 @@ def test_multi_refill_status_variants() -> None:
         [101, 102, 103, 104],
     )
     assert result == {
-        101: RefillStatus(status=RefillState.COMPLETED, raw_status="Completed"),
-        102: RefillStatus(status=RefillState.REJECTED, raw_status="Rejected"),
+        101: RefillStatusAnswer(status=RefillStatus.COMPLETED, raw_status="Completed"),
+        102: RefillStatusAnswer(status=RefillStatus.REJECTED, raw_status="Rejected"),
         103: ItemError("Refill not found"),
         104: ItemError("Refill not found"),
     }
     keyed = parse_refill_statuses({"1": "Pending", "2": "Refill not found"}, [1, 2])
     assert keyed == {
-        1: RefillStatus(status=RefillState.PENDING, raw_status="Pending"),
+        1: RefillStatusAnswer(status=RefillStatus.PENDING, raw_status="Pending"),
         2: ItemError("Refill not found"),
     }
 

@@ -16,10 +16,10 @@ from gateway.upstream import (
     AttemptRecord,
     CancelAccepted,
     ItemError,
-    OrderState,
     OrderStatus,
-    RefillStatus,
+    RefillStatusAnswer,
     RejectReason,
+    StatusAnswer,
     UpstreamAddressRefused,
     UpstreamClient,
     UpstreamConfig,
@@ -84,29 +84,29 @@ async def test_every_action(sim: RunningSimulator) -> None:
         assert sim.request_count("add") == 2
 
         status = await upstream.status(order_id)
-        assert status.status is OrderState.PENDING
+        assert status.status is OrderStatus.PENDING
         assert status.charge == Decimal("0.185")
         assert status.currency == "USD"
         statuses = await upstream.statuses([order_id, cancelable, MISSING])
-        assert isinstance(statuses[order_id], OrderStatus)
+        assert isinstance(statuses[order_id], StatusAnswer)
         assert statuses[MISSING] == ItemError("Incorrect order ID")
 
         canceled = await upstream.cancel([cancelable, MISSING])
         assert canceled[cancelable] == CancelAccepted()
         assert isinstance(canceled[MISSING], ItemError)
         after_cancel = await upstream.status(cancelable)
-        assert after_cancel.status is OrderState.CANCELED
+        assert after_cancel.status is OrderStatus.CANCELED
 
         sim.advance(10**7)
         completed = await upstream.status(order_id)
-        assert (completed.status, completed.remains) == (OrderState.COMPLETED, 0)
+        assert (completed.status, completed.remains) == (OrderStatus.COMPLETED, 0)
 
         refill_id = await upstream.refill(order_id)
         refill = await upstream.refill_status(refill_id)
-        assert isinstance(refill, RefillStatus)
+        assert isinstance(refill, RefillStatusAnswer)
         assert refill.is_known
         refill_statuses = await upstream.refill_statuses([refill_id, MISSING])
-        assert isinstance(refill_statuses[refill_id], RefillStatus)
+        assert isinstance(refill_statuses[refill_id], RefillStatusAnswer)
         assert isinstance(refill_statuses[MISSING], ItemError)
 
         sim.advance(10**7)
@@ -187,7 +187,7 @@ async def test_status_of_250_orders_takes_three_calls(sim: RunningSimulator) -> 
         result = await upstream.statuses([*ids, *range(MISSING - 246, MISSING + 1)])
     assert sim.request_count("status") == 3
     assert len(result) == 250
-    assert all(isinstance(result[i], OrderStatus) for i in ids)
+    assert all(isinstance(result[i], StatusAnswer) for i in ids)
 
 
 async def test_the_connect_time_check_refuses_a_private_peer(sim: RunningSimulator) -> None:

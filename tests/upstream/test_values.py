@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from gateway.upstream import OrderState, RefillState
-from gateway.upstream.coerce import is_no_value, order_state, refill_state, to_bool, to_int
+from gateway.upstream import OrderStatus, RefillStatus
+from gateway.upstream.coerce import is_no_value, order_status, refill_status, to_bool, to_int
 
 # --- statuses -----------------------------------------------------------------------------------
 
@@ -16,32 +16,32 @@ from gateway.upstream.coerce import is_no_value, order_state, refill_state, to_b
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("Pending", OrderState.PENDING),
-        ("In progress", OrderState.IN_PROGRESS),
-        ("Inprogress", OrderState.IN_PROGRESS),
-        ("in progress", OrderState.IN_PROGRESS),
-        ("IN_PROGRESS", OrderState.IN_PROGRESS),
-        ("Active", OrderState.IN_PROGRESS),
-        ("Processing", OrderState.PROCESSING),
-        ("processing", OrderState.PROCESSING),
-        ("Completed", OrderState.COMPLETED),
-        ("Partial", OrderState.PARTIAL),
-        ("Canceled", OrderState.CANCELED),
-        ("Cancelled", OrderState.CANCELED),
-        ("canceled", OrderState.CANCELED),
-        ("Refunded", OrderState.CANCELED),
-        (" completed ", OrderState.COMPLETED),
+        ("Pending", OrderStatus.PENDING),
+        ("In progress", OrderStatus.IN_PROGRESS),
+        ("Inprogress", OrderStatus.IN_PROGRESS),
+        ("in progress", OrderStatus.IN_PROGRESS),
+        ("IN_PROGRESS", OrderStatus.IN_PROGRESS),
+        ("Active", OrderStatus.IN_PROGRESS),
+        ("Processing", OrderStatus.PROCESSING),
+        ("processing", OrderStatus.PROCESSING),
+        ("Completed", OrderStatus.COMPLETED),
+        ("Partial", OrderStatus.PARTIAL),
+        ("Canceled", OrderStatus.CANCELED),
+        ("Cancelled", OrderStatus.CANCELED),
+        ("canceled", OrderStatus.CANCELED),
+        ("Refunded", OrderStatus.CANCELED),
+        (" completed ", OrderStatus.COMPLETED),
         ("Weird", None),
         ("Fail", None),
         ("Error", None),
     ],
 )
-def test_order_status_spellings(raw: str, expected: OrderState | None) -> None:
-    assert order_state(raw) is expected
+def test_order_status_spellings(raw: str, expected: OrderStatus | None) -> None:
+    assert order_status(raw) is expected
 
 
 def test_canonical_names_are_exactly_the_protocols() -> None:
-    assert [s.value for s in OrderState] == [
+    assert [s.value for s in OrderStatus] == [
         "Pending",
         "In progress",
         "Processing",
@@ -49,21 +49,21 @@ def test_canonical_names_are_exactly_the_protocols() -> None:
         "Partial",
         "Canceled",
     ]
-    assert [s.value for s in RefillState] == ["Pending", "In progress", "Completed", "Rejected"]
+    assert [s.value for s in RefillStatus] == ["Pending", "In progress", "Completed", "Rejected"]
 
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("Pending", RefillState.PENDING),
-        ("Inprogress", RefillState.IN_PROGRESS),
-        ("completed", RefillState.COMPLETED),
-        ("Rejected", RefillState.REJECTED),
+        ("Pending", RefillStatus.PENDING),
+        ("Inprogress", RefillStatus.IN_PROGRESS),
+        ("completed", RefillStatus.COMPLETED),
+        ("Rejected", RefillStatus.REJECTED),
         ("Canceled", None),
     ],
 )
-def test_refill_status_spellings(raw: str, expected: RefillState | None) -> None:
-    assert refill_state(raw) is expected
+def test_refill_status_spellings(raw: str, expected: RefillStatus | None) -> None:
+    assert refill_status(raw) is expected
 
 
 @pytest.mark.parametrize(

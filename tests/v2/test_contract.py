@@ -38,7 +38,7 @@ async def call(client: httpx.AsyncClient, encoding: str, params: dict[str, Any])
 
 async def _sync(shop: Shop) -> None:
     await shop.execute("UPDATE orders SET next_check_at = now() WHERE state = 'placed'")
-    await check_statuses(shop.runtime, (await shop.runtime.catalog.book()).providers)
+    await check_statuses(shop.runtime.orders, shop.runtime.providers, shop.runtime.policy.status_sync_interval_seconds)
 
 
 @pytest.mark.parametrize("dialect", ["documented", "perfectpanel"])

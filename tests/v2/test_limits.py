@@ -72,7 +72,7 @@ async def test_duplicate_link_guard(shop: Shop) -> None:
     assert "order" in await shop.v2(**{**params, "link": "https://i.com/other"})
     shop.sim.state.force_order((await shop.order(first["order"])).upstream_order_id, "Completed")
     await shop.execute("UPDATE orders SET next_check_at = now()")
-    await check_statuses(shop.runtime, (await shop.runtime.catalog.book()).providers)
+    await check_statuses(shop.runtime.orders, shop.runtime.providers, shop.runtime.policy.status_sync_interval_seconds)
     assert "order" in await shop.v2(**params)
 
 
@@ -82,13 +82,12 @@ async def test_worker_keeps_refill_status_fresh(shop: Shop) -> None:
     )["order"]
     shop.sim.state.force_order((await shop.order(order_id)).upstream_order_id, "Completed")
     await shop.execute("UPDATE orders SET next_check_at = now()")
-    book = await shop.runtime.catalog.book()
-    await check_statuses(shop.runtime, book.providers)
+    await check_statuses(shop.runtime.orders, shop.runtime.providers, shop.runtime.policy.status_sync_interval_seconds)
     refill_id = (await shop.v2(action="refill", order=order_id))["refill"]
     upstream_refill = await shop.scalar("SELECT upstream_refill_id FROM refills WHERE id = :id", id=refill_id)
     shop.sim.state.force_refill(upstream_refill, "Completed")
     await shop.execute("UPDATE refills SET next_check_at = now()")
-    assert await sync_refills(shop.runtime, book.providers) == 1
+    assert await sync_refills(shop.runtime.orders, shop.runtime.providers) == 1
     assert await shop.v2(action="refill_status", refill=refill_id) == {"status": "Completed"}
     assert shop.sim.request_count("refill_status") == 1
     # Answered locally from now on.
