@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import Enum
+from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from gateway.errors import (
@@ -26,7 +27,7 @@ from gateway.errors import (
     quantity_more_than,
 )
 
-__all__ = ["MAX_INT", "OrderRequest", "validate_add"]
+__all__ = ["MAX_INT", "SERVICE_TYPES", "OrderRequest", "ServiceType", "validate_add"]
 
 # Anything larger is a typo or an attack; it also keeps every product (quantity × runs, max × posts)
 # far inside a BIGINT.
@@ -48,7 +49,10 @@ _LINE_OR_COMMA = re.compile(r"\r\n|\r|\n|,")
 # Line breaks and tabs are the only control characters free text may carry.
 _TEXT_CONTROLS_ALLOWED = frozenset("\t\n\r")
 
-_SUBSCRIPTIONS = "Subscriptions"
+# The fields only Subscriptions know (read by _subscription), and drip-feed's (read by _dripfeed).
+_SUBSCRIPTION_REQUIRED = ("username", "min", "max", "delay")
+_SUBSCRIPTION_OPTIONAL = ("posts", "old_posts", "expiry")
+_DRIPFEED_FIELDS = ("runs", "interval")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,33 +76,59 @@ class _Kind(Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class _Spec:
-    """What one service type needs besides ``link``."""
+class ServiceType:
+    """What one service type needs besides ``link`` (PROTOCOL.md section 3).
+
+    The table :data:`SERVICE_TYPES` is what :func:`validate_add` checks and what the customers' API
+    page (``GET /api``) shows, so the two cannot disagree.
+    """
 
     sent_quantity: bool = True  # False: the quantity is derived, a sent one is ignored
     fields: tuple[tuple[str, _Kind], ...] = ()
     counted: str | None = None  # the field whose lines (or names) make the quantity
     per_package: bool = False
     dripfeed: bool = False  # only Default knows runs/interval (PROTOCOL.md section 3)
+    subscription: bool = False  # no link; username, min, max, delay (+ posts, expiry): _subscription
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """The parameters ``add`` must carry for this type (besides ``key``, ``action``, ``service``)."""
+        if self.subscription:
+            return _SUBSCRIPTION_REQUIRED
+        names = ["link", *(["quantity"] if self.sent_quantity else []), *(name for name, _ in self.fields)]
+        if self.counted is not None and self.counted not in names:
+            names.append(self.counted)
+        return tuple(names)
+
+    @property
+    def optional(self) -> tuple[str, ...]:
+        """The parameters this type also accepts (drip-feed: only on a service with ``dripfeed``)."""
+        if self.subscription:
+            return _SUBSCRIPTION_OPTIONAL
+        return _DRIPFEED_FIELDS if self.dripfeed else ()
 
 
-_DEFAULT = _Spec(dripfeed=True)
-_SPECS: dict[str, _Spec] = {
-    "Default": _DEFAULT,
-    "Package": _Spec(sent_quantity=False, per_package=True),
-    "Custom Comments": _Spec(sent_quantity=False, counted="comments"),
-    "Custom Comments Package": _Spec(sent_quantity=False, counted="comments", per_package=True),
-    "Mentions": _Spec(fields=(("usernames", _Kind.LIST),)),
-    "Mentions with Hashtags": _Spec(fields=(("usernames", _Kind.LIST), ("hashtags", _Kind.LIST))),
-    "Mentions Custom List": _Spec(sent_quantity=False, counted="usernames"),
-    "Mentions Hashtag": _Spec(fields=(("hashtag", _Kind.HASHTAG),)),
-    "Mentions User Followers": _Spec(fields=(("username", _Kind.ACCOUNT),)),
-    "Mentions Media Likers": _Spec(fields=(("media", _Kind.ACCOUNT),)),
-    "Comment Likes": _Spec(fields=(("username", _Kind.ACCOUNT),)),
-    "Comment Replies": _Spec(sent_quantity=False, fields=(("username", _Kind.ACCOUNT),), counted="comments"),
-    "Poll": _Spec(fields=(("answer_number", _Kind.POSITIVE_INT),)),
-    "Invites from Groups": _Spec(fields=(("groups", _Kind.LIST),)),
-}
+_DEFAULT = ServiceType(dripfeed=True)
+# In PROTOCOL.md section 3's order; a type not listed is validated as Default.
+SERVICE_TYPES: Mapping[str, ServiceType] = MappingProxyType(
+    {
+        "Default": _DEFAULT,
+        "Package": ServiceType(sent_quantity=False, per_package=True),
+        "Custom Comments": ServiceType(sent_quantity=False, counted="comments"),
+        "Custom Comments Package": ServiceType(sent_quantity=False, counted="comments", per_package=True),
+        "Mentions": ServiceType(fields=(("usernames", _Kind.LIST),)),
+        "Mentions with Hashtags": ServiceType(fields=(("usernames", _Kind.LIST), ("hashtags", _Kind.LIST))),
+        "Mentions Custom List": ServiceType(sent_quantity=False, counted="usernames"),
+        "Mentions Hashtag": ServiceType(fields=(("hashtag", _Kind.HASHTAG),)),
+        "Mentions User Followers": ServiceType(fields=(("username", _Kind.ACCOUNT),)),
+        "Mentions Media Likers": ServiceType(fields=(("media", _Kind.ACCOUNT),)),
+        "Comment Likes": ServiceType(fields=(("username", _Kind.ACCOUNT),)),
+        "Comment Replies": ServiceType(sent_quantity=False, fields=(("username", _Kind.ACCOUNT),), counted="comments"),
+        "Poll": ServiceType(fields=(("answer_number", _Kind.POSITIVE_INT),)),
+        "Invites from Groups": ServiceType(fields=(("groups", _Kind.LIST),)),
+        "Subscriptions": ServiceType(sent_quantity=False, subscription=True),
+    }
+)
 
 
 def validate_add(
@@ -122,9 +152,9 @@ def validate_add(
     Raises :class:`ProtocolError` with the protocol's exact message on the first problem found,
     checking fields in PROTOCOL.md's table order (link, quantity, then the type's own fields).
     """
-    if service_type == _SUBSCRIPTIONS:
+    spec = SERVICE_TYPES.get(service_type, _DEFAULT)
+    if spec.subscription:
         return _subscription(params, min_quantity, max_quantity, max_link_length)
-    spec = _SPECS.get(service_type, _DEFAULT)
 
     link = _link(params.get("link"), max_link_length)
     forwarded = {"link": link}
