@@ -148,6 +148,7 @@ def v2_edge(runtime: Runtime) -> V2Edge:
         catalog=runtime.catalog,
         policy=runtime.policy,
         hot=runtime.hot,
+        idempotency=runtime.idempotency,
         default_dialect=runtime.settings.v2_dialect,
     )
     return V2Edge(parts=parts, rate_limiter=runtime.rate_limiter, observe=runtime.metrics.observe_v2)

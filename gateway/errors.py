@@ -55,6 +55,10 @@ SERVICE_UNAVAILABLE = "Service temporarily unavailable, try again later"
 # Not in PROTOCOL.md's table: a cancel the gateway cannot do (service without cancel, order
 # finished, or still being sent / its outcome unknown).
 CANCEL_NOT_AVAILABLE = "Cancel is not available for this order"
+# The idempotency extension (README, "Idempotent requests").
+INCORRECT_IDEMPOTENCY_KEY = "Incorrect idempotency key"
+IDEMPOTENCY_KEY_REUSED = "Idempotency key reused with different parameters"
+IDEMPOTENCY_IN_PROGRESS = "A request with this idempotency key is still in progress, try again later"
 
 
 def incorrect(field: str) -> str:

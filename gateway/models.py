@@ -368,6 +368,12 @@ class Order(Base):
     # (shown to the customer only once the refund is known); ``held_checks`` answers so far.
     held_status: Mapped[str | None] = mapped_column(String(16))
     held_checks: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    # Which route of its service the order went to (0: the service's own provider service) and
+    # what was tried before it, each {"priority", "provider_id", "upstream_service_id", "error"}.
+    route_priority: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    routes_tried: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -403,6 +409,47 @@ class Refill(Base):
     next_check_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
+
+
+class ServiceRoute(Base):
+    """Another provider's service that can serve this gateway service when its own cannot place an
+    order (failover), in ``priority`` order after the service's own provider service."""
+
+    __tablename__ = "service_routes"
+    __table_args__ = (
+        UniqueConstraint("service_id", "route_service_id"),
+        CheckConstraint("priority >= 1", name="priority_positive"),
+        CheckConstraint("route_service_id <> service_id", name="not_itself"),
+    )
+
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), primary_key=True)
+    priority: Mapped[int] = mapped_column(Integer, primary_key=True)
+    route_service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class IdempotentRequest(Base):
+    """A customer's ``add``, ``refill`` or ``cancel`` sent with an idempotency key: the same key
+    again answers what the first call answered. An ``add``'s row is written by the charge
+    statement itself (with its order), so a crash can never make two orders for one key."""
+
+    __tablename__ = "idempotent_requests"
+    __table_args__ = (
+        CheckConstraint("action IN ('add', 'refill', 'cancel')", name="action_known"),
+        CheckConstraint("action <> 'add' OR order_id IS NOT NULL", name="add_has_order"),
+        Index("ix_idempotent_requests_created_at", "created_at"),
+    )
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    action: Mapped[str] = mapped_column(String(20), nullable=False)
+    # sha256 of the request's parameters: the same key with other parameters is refused.
+    request_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    # refill/cancel: what the first call answered ({"answer": ...} or {"error": ...}), replayed as is;
+    # NULL while the first call is still working.
+    answer: Mapped[Any | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _created()
 
 
 class OrderAnomaly(Base):

@@ -21,6 +21,7 @@ from gateway.db import HotPathPool, create_engine, create_sessionmaker, resolve_
 from gateway.observability.logs import REDACTOR, log_attempt
 from gateway.observability.metrics import GatewayMetrics
 from gateway.orders.dispatch import drain_pending, keep_recording_pending
+from gateway.orders.idempotency import IdempotencyKeys
 from gateway.orders.outcomes import PendingOutcomes
 from gateway.orders.policy import OrderPolicy
 from gateway.orders.store import OrderStore
@@ -69,6 +70,7 @@ class Runtime:
     catalog: Catalog
     call_log: CallLog
     rate_limiter: RateLimiter
+    idempotency: IdempotencyKeys
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     # Send outcomes the database refused to record, retried in the background (gateway.orders.outcomes).
     pending_outcomes: PendingOutcomes = field(default_factory=PendingOutcomes)
@@ -113,6 +115,7 @@ class Runtime:
             catalog=Catalog(engine, settings.min_margin_percent),
             call_log=call_log,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+            idempotency=IdempotencyKeys(hot, settings.idempotency_ttl_seconds),
             metrics=metrics,
         )
 

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
         default=300.0, gt=0, le=86400, description="an order still submitting after this was cut off: unknown"
     )
     duplicate_link_guard: bool = Field(default=False, description="refuse a 2nd active order on link+service")
+    idempotency_ttl_seconds: int = Field(
+        default=86400, ge=60, le=30 * 86400, description="how long an idempotency key answers what it first answered"
+    )
 
     # Worker.
     serve_worker: bool = Field(default=True, description="`gateway serve` runs the worker in-process")

@@ -21,6 +21,7 @@ from gateway.observability.logs import request_context
 from gateway.orders.dispatch import dispatch
 from gateway.orders.outcomes import OrderToSend
 from gateway.orders.refills import sync_refills
+from gateway.orders.routing import RoutePlan
 from gateway.orders.sync import check_statuses, sweep
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -55,13 +56,18 @@ class Worker:
             return 0
         failpoint("dispatch_after_claim")
         revision = await rt.providers.directory.refresh()
+        book = await rt.catalog.book()
         limit = asyncio.Semaphore(DISPATCH_CONCURRENCY)
 
         async def one(order: OrderToSend) -> None:
+            service = book.services.get(order.service_id)
+            plan = None if service is None else RoutePlan.for_queued(service, order)
             # The order's request id rides along, so the send is logged under the add that caused it.
             async with limit:
                 with request_context(order.request_id):
-                    await dispatch(rt.orders, rt.providers, rt.pending_outcomes, order, rt.policy, revision=revision)
+                    await dispatch(
+                        rt.orders, rt.providers, rt.pending_outcomes, order, rt.policy, revision=revision, plan=plan
+                    )
 
         # Shielded: a stop request lets every claimed order finish its send and record.
         await asyncio.shield(asyncio.gather(*(one(order) for order in claimed)))
@@ -73,6 +79,7 @@ class Worker:
         sweep_every = min(SWEEP_EVERY_SECONDS, self.runtime.settings.submitting_stale_seconds / 3)
         if now - self._last_sweep >= sweep_every:
             await self._timed("sweep", lambda: sweep(self.runtime.orders, self.runtime.policy))
+            await self._timed("idempotency_purge", self.runtime.idempotency.purge_expired)
             self._last_sweep = now
         await self._timed("dispatch", self.dispatch_queued)
         rt = self.runtime

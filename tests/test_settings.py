@@ -41,6 +41,11 @@ def test_defaults_match_the_documented_table(monkeypatch: pytest.MonkeyPatch) ->
         ("GATEWAY_ALLOW_PRIVATE_UPSTREAMS", "maybe", "GATEWAY_ALLOW_PRIVATE_UPSTREAMS"),
         ("GATEWAY_MIN_MARGIN_PERCENT", "-5", "GATEWAY_MIN_MARGIN_PERCENT"),
         ("GATEWAY_UPSTREAM_URL", "ftp://panel.example/api/v2", "GATEWAY_UPSTREAM_URL"),
+        ("GATEWAY_IDEMPOTENCY_TTL_SECONDS", "0", "GATEWAY_IDEMPOTENCY_TTL_SECONDS"),
+        ("GATEWAY_IDEMPOTENCY_TTL_SECONDS", "59", "GATEWAY_IDEMPOTENCY_TTL_SECONDS"),
+        ("GATEWAY_IDEMPOTENCY_TTL_SECONDS", "2592001", "GATEWAY_IDEMPOTENCY_TTL_SECONDS"),
+        ("GATEWAY_IDEMPOTENCY_TTL_SECONDS", "a day", "GATEWAY_IDEMPOTENCY_TTL_SECONDS"),
+        ("GATEWAY_IDEMPOTENCY_TTL_SECONDS", "１２０", "GATEWAY_IDEMPOTENCY_TTL_SECONDS"),
     ],
 )
 def test_bad_values_name_the_setting(monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str) -> None:

@@ -12,8 +12,10 @@ from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 from gateway import audit
 from gateway.admin.common import ERRORS, actor, money
 from gateway.admin.deps import DbSession, SettingsDep
+from gateway.catalog import routes as routing
 from gateway.catalog import services as domain
 from gateway.catalog.pricebook import PricedService, price_services
+from gateway.errors import InvalidInput
 from gateway.models import MarkupRule, Service
 
 Id = Annotated[int, PathParameter(gt=0, le=2**62)]
@@ -53,6 +55,28 @@ class ServicePatch(msgspec.Struct, forbid_unknown_fields=True):
     min: int | msgspec.UnsetType | None = msgspec.UNSET
     max: int | msgspec.UnsetType | None = msgspec.UNSET
     rate: str | int | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class RouteIn(msgspec.Struct, forbid_unknown_fields=True):
+    provider_id: int
+    upstream_service_id: int | str
+    priority: int
+
+
+class RouteOut(msgspec.Struct):
+    """One route of a service: priority 0 is its own provider service."""
+
+    priority: int
+    provider_id: int
+    upstream_service_id: str
+    service_id: int
+    name: str
+    cost_rate: str
+    min: int
+    max: int
+    dripfeed: bool
+    usable: bool
+    problem: str | None
 
 
 class MarkupRuleIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -178,6 +202,68 @@ class ServiceController(Controller):
         )
         (priced,) = await price_services(db, [service.id], settings.min_margin_percent)
         return service_out(service, priced)
+
+    @get("/{service_id:int}/routes", summary="The service's routes, own first (failover order)", responses=ERRORS)
+    async def routes(self, service_id: Id, db: DbSession) -> list[RouteOut]:
+        service = await domain.require_service(db, service_id)
+        return routes_out(await routing.routes_of(db, service))
+
+    @put(
+        "/{service_id:int}/routes",
+        summary="Replace the service's failover routes (same type, overlapping limits)",
+        responses=ERRORS,
+    )
+    async def set_routes(
+        self, request: Request[Any, Any, Any], service_id: Id, data: JSONBody[list[RouteIn]], db: DbSession
+    ) -> list[RouteOut]:
+        service = await domain.require_service(db, service_id)
+        before = routes_out(await routing.routes_of(db, service))
+        wanted = [
+            routing.RouteIn(
+                provider_id=_positive(route.provider_id, f"routes[{index}].provider_id"),
+                upstream_service_id=routing.upstream_id_input(
+                    route.upstream_service_id, f"routes[{index}].upstream_service_id"
+                ),
+                priority=route.priority,
+            )
+            for index, route in enumerate(data)
+        ]
+        after = routes_out(await routing.set_routes(db, service, wanted))
+        await audit.record(
+            db,
+            actor(request),
+            "service.routes",
+            "service",
+            service.id,
+            {"routes": [msgspec.structs.asdict(r) for r in before[1:]]},
+            {"routes": [msgspec.structs.asdict(r) for r in after[1:]]},
+        )
+        return after
+
+
+def _positive(value: int, field: str) -> int:
+    if not 0 < value < 2**62:
+        raise InvalidInput(f"{field} must be a positive id", field=field)
+    return value
+
+
+def routes_out(routes: routing.ServiceRoutes) -> list[RouteOut]:
+    return [
+        RouteOut(
+            priority=check.route.priority,
+            provider_id=check.route.provider_id,
+            upstream_service_id=str(check.route.upstream_service_id),
+            service_id=check.route.service_id,
+            name=routes.names.get(check.route.service_id, ""),
+            cost_rate=money(check.route.cost_rate) or "0.00",
+            min=check.route.min,
+            max=check.route.max,
+            dripfeed=check.route.dripfeed,
+            usable=check.problem is None,
+            problem=check.problem,
+        )
+        for check in routes.checks
+    ]
 
 
 class MarkupRuleController(Controller):

@@ -30,6 +30,10 @@ class OrderOut(msgspec.Struct):
     service_id: int
     provider_id: int
     upstream_service_id: int
+    # The route that serves the order (0: the service's own provider service; 1, 2...: failover
+    # routes), and the routes that did not take it before, with why.
+    route_priority: int
+    routes_tried: list[dict[str, Any]]
     upstream_order_id: int | None
     link: str | None
     quantity: int

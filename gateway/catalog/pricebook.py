@@ -1,4 +1,4 @@
-"""The price book: every service with its default quote, kept in memory per process.
+"""The price book: every service with its default quote and its routes, kept in memory per process.
 
 Building it reads the whole catalog; serving from it reads nothing. Each process keeps the book of
 the catalog revision it last saw (``catalog_revision``, bumped by database triggers on every
@@ -9,6 +9,7 @@ is visible on the very next call in every process.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -21,8 +22,35 @@ from gateway.money import cost_rate, format_money
 
 
 @dataclass(frozen=True, slots=True)
+class Route:
+    """A provider service that can serve a gateway service: its own (priority 0) or a failover
+    route (priority 1, 2, ...), with what an order sent there costs per 1000."""
+
+    priority: int
+    service_id: int
+    provider_id: int
+    upstream_service_id: int
+    cost_rate: Decimal
+    min: int
+    max: int
+    dripfeed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RouteCheck:
+    """A route and why it cannot serve orders now (``problem`` None: it can). ``kind`` names the
+    problem: ``gone`` or ``provider_disabled`` pass (the route serves again when they do);
+    ``type`` and ``limits`` are configuration errors the operator must fix."""
+
+    route: Route
+    problem: str | None = None
+    kind: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PricedService:
-    """A service as customers see it (the operator's edits applied) with its default quote."""
+    """A service as customers see it (the operator's edits applied) with its default quote and
+    the routes an order may take, in order (the usable ones only)."""
 
     id: int
     provider_id: int
@@ -37,6 +65,7 @@ class PricedService:
     dripfeed: bool
     for_sale: bool
     quote: Quote
+    routes: tuple[Route, ...] = ()
 
 
 class ServiceListing(msgspec.Struct, frozen=True):
@@ -116,7 +145,62 @@ def effective_limits(row: queries.ServiceRow) -> tuple[int, int]:
     return low, max(low, high)
 
 
-def price_service(row: queries.ServiceRow, rules: RuleBook, min_margin_percent: Decimal) -> PricedService:
+def _route(priority: int, row: queries.ServiceRow) -> Route:
+    return Route(
+        priority=priority,
+        service_id=row.id,
+        provider_id=row.provider_id,
+        upstream_service_id=row.upstream_service_id,
+        cost_rate=cost_rate(row.upstream_rate, row.fx_rate),
+        min=row.upstream_min,
+        max=row.upstream_max,
+        dripfeed=row.dripfeed,
+    )
+
+
+def _check(priority: int, row: queries.ServiceRow, service: queries.ServiceRow, low: int, high: int) -> RouteCheck:
+    route = _route(priority, row)
+    if not row.upstream_present:
+        return RouteCheck(route, "its upstream service is gone", "gone")
+    if not row.provider_enabled:
+        return RouteCheck(route, "its provider is disabled", "provider_disabled")
+    if row.type != service.type:
+        return RouteCheck(route, f"its type is {row.type}, not {service.type}", "type")
+    if priority and (row.upstream_max < low or row.upstream_min > high):
+        problem = (
+            f"its limits {row.upstream_min}-{row.upstream_max} do not overlap {low}-{high} of the routes before it"
+        )
+        return RouteCheck(route, problem, "limits")
+    return RouteCheck(route)
+
+
+def check_routes(
+    row: queries.ServiceRow, alternates: Sequence[tuple[int, queries.ServiceRow]]
+) -> tuple[list[RouteCheck], int, int]:
+    """The service's own route and its failover routes (``(priority, row)``, in order), each with
+    why it cannot serve now, and the quantity limits every usable route accepts.
+
+    A route serves when its upstream service is still listed, its provider is enabled, its type
+    is the service's, and its upstream limits overlap what the routes before it accept (so the
+    customer-facing min/max narrows to what every usable route takes, and never becomes empty)."""
+    low, high = effective_limits(row)
+    checks = [_check(0, row, row, low, high)]
+    for priority, alternate in alternates:
+        check = _check(priority, alternate, row, low, high)
+        if check.problem is None:
+            low, high = max(low, alternate.upstream_min), min(high, alternate.upstream_max)
+        checks.append(check)
+    return checks, low, high
+
+
+def price_service(
+    row: queries.ServiceRow,
+    rules: RuleBook,
+    min_margin_percent: Decimal,
+    alternates: Sequence[tuple[int, queries.ServiceRow]] = (),
+) -> PricedService:
+    """Price one service; ``alternates`` are its failover routes' rows with their priorities. The
+    customer's price is the service's own (its own provider's cost), whichever route serves."""
     category = row.category_override or row.upstream_category
     cost = cost_rate(row.upstream_rate, row.fx_rate)
     quote = default_quote(
@@ -125,7 +209,8 @@ def price_service(row: queries.ServiceRow, rules: RuleBook, min_margin_percent: 
         fixed_rate=row.fixed_rate,
         min_margin_percent=min_margin_percent,
     )
-    low, high = effective_limits(row)
+    checks, low, high = check_routes(row, alternates)
+    routes = tuple(check.route for check in checks if check.problem is None)
     return PricedService(
         id=row.id,
         provider_id=row.provider_id,
@@ -138,17 +223,27 @@ def price_service(row: queries.ServiceRow, rules: RuleBook, min_margin_percent: 
         refill=row.refill,
         cancel=row.cancel,
         dripfeed=row.dripfeed,
-        for_sale=row.enabled and row.upstream_present and row.provider_enabled,
+        for_sale=row.enabled and bool(routes),
         quote=quote,
+        routes=routes,
     )
+
+
+def _alternates(
+    routes: dict[int, list[tuple[int, int]]], rows: dict[int, queries.ServiceRow], service_id: int
+) -> list[tuple[int, queries.ServiceRow]]:
+    return [(priority, rows[route_id]) for priority, route_id in routes.get(service_id, []) if route_id in rows]
 
 
 async def load_pricebook(conn: AsyncConnection, min_margin_percent: Decimal) -> PriceBook:
     """The whole price book as the database has it now."""
     revision = await queries.catalog_revision(conn)
     rules = RuleBook([MarkupRule(**r) for r in await queries.markup_rules(conn)])
+    rows = {row.id: row for row in await queries.services_for_pricing(conn)}
+    routes = await queries.service_routes(conn)
     services = {
-        row.id: price_service(row, rules, min_margin_percent) for row in await queries.services_for_pricing(conn)
+        row.id: price_service(row, rules, min_margin_percent, _alternates(routes, rows, row.id))
+        for row in rows.values()
     }
     return PriceBook(
         revision=revision,
@@ -189,5 +284,10 @@ async def price_services(
 ) -> list[PricedService]:
     """Price services from the session's own view of the catalog (sees its uncommitted edits)."""
     rules = RuleBook([MarkupRule(**r) for r in await queries.markup_rules(session)])
-    rows = await queries.services_for_pricing(session, service_ids)
-    return [price_service(row, rules, min_margin_percent) for row in rows]
+    listed = await queries.services_for_pricing(session, service_ids)
+    routes = await queries.service_routes(session, None if service_ids is None else [row.id for row in listed])
+    rows = {row.id: row for row in listed}
+    missing = {route_id for entries in routes.values() for _, route_id in entries} - rows.keys()
+    if missing:
+        rows.update((row.id, row) for row in await queries.services_for_pricing(session, sorted(missing)))
+    return [price_service(row, rules, min_margin_percent, _alternates(routes, rows, row.id)) for row in listed]

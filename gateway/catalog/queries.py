@@ -12,7 +12,7 @@ from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from gateway.models import CatalogRevision, CustomerRate, MarkupRule, Provider, Service
+from gateway.models import CatalogRevision, CustomerRate, MarkupRule, Provider, Service, ServiceRoute
 
 Executor = AsyncConnection | AsyncSession
 
@@ -77,6 +77,20 @@ async def services_for_pricing(conn: Executor, service_ids: Sequence[int] | None
     if service_ids is not None:
         query = query.where(Service.id.in_(service_ids))
     return [ServiceRow(**row._mapping) for row in (await conn.execute(query)).all()]
+
+
+async def service_routes(conn: Executor, service_ids: Sequence[int] | None = None) -> dict[int, list[tuple[int, int]]]:
+    """Each service's failover routes (or the given services'): service id -> [(priority, route
+    service id)], in priority order."""
+    query = select(ServiceRoute.service_id, ServiceRoute.priority, ServiceRoute.route_service_id).order_by(
+        ServiceRoute.service_id, ServiceRoute.priority
+    )
+    if service_ids is not None:
+        query = query.where(ServiceRoute.service_id.in_(service_ids))
+    routes: dict[int, list[tuple[int, int]]] = {}
+    for service_id, priority, route_service_id in (await conn.execute(query)).all():
+        routes.setdefault(service_id, []).append((priority, route_service_id))
+    return routes
 
 
 async def markup_rules(conn: Executor) -> list[dict[str, Any]]:

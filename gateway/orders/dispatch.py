@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+from gateway.catalog.pricebook import Route
 from gateway.dberrors import error_summary, violated_constraint
 from gateway.failpoints import failpoint
 from gateway.lifecycle import OrderState
@@ -43,6 +45,7 @@ from gateway.orders.outcomes import (
 )
 from gateway.orders.policy import OrderPolicy
 from gateway.orders.refunds import unsent
+from gateway.orders.routing import RoutePlan, reroutable, why
 from gateway.orders.store import OrderStore, OrderTx
 from gateway.providers import ProviderGateway, calllog
 from gateway.upstream import RejectReason, UpstreamNotSent, UpstreamRejected, UpstreamUnknown
@@ -74,6 +77,8 @@ async def send(providers: ProviderGateway, order: OrderToSend, revision: int | N
     except UpstreamRejected as exc:
         if exc.reason is RejectReason.INPUT:
             return Failed(exc.message)
+        if exc.reason is RejectReason.SERVICE:
+            return Failed(exc.message, service_gone=True)
         return Retry(f"upstream refused: {exc.message}")
     except UpstreamNotSent as exc:
         return Retry(str(exc))
@@ -183,6 +188,95 @@ async def cancel_unsent(tx: OrderTx, order_id: int, reason: str, *, only: list[O
     return True
 
 
+async def _switch(
+    orders: OrderStore,
+    order: OrderToSend,
+    route: Route,
+    plan: RoutePlan,
+    calls: list[dict[str, Any]],
+    error: str | None,
+) -> OrderToSend | None:
+    """Move the order to ``route`` (committed before anything is sent there), with the calls of
+    the route it leaves; None when it cannot move (it moved on, or the database failed): the
+    caller then records what the route it is on answered."""
+    try:
+        async with orders.begin() as tx:
+            await tx.write_calls(calls)
+            switched = await tx.switch_route(
+                order,
+                provider_id=route.provider_id,
+                upstream_service_id=route.upstream_service_id,
+                priority=route.priority,
+                cost=plan.cost(route),
+                error=error,
+            )
+            if not switched:
+                raise _Stay
+    except (_Stay, DBAPIError) as exc:
+        if isinstance(exc, DBAPIError):
+            log.warning("order %s: could not move it to route %s (%s)", order.id, route.priority, error_summary(exc))
+        return None
+    calls.clear()
+    return replace(
+        order,
+        provider_id=route.provider_id,
+        upstream_service_id=route.upstream_service_id,
+        route_priority=route.priority,
+    )
+
+
+class _Stay(Exception):
+    """The order is no longer where the dispatcher thinks (rolls the switch back)."""
+
+
+async def _send_on_routes(
+    orders: OrderStore,
+    providers: ProviderGateway,
+    order: OrderToSend,
+    plan: RoutePlan | None,
+    calls: list[dict[str, Any]],
+    revision: int | None,
+) -> tuple[OrderToSend, Outcome]:
+    """Send the order, moving it along its routes while a route definitely placed nothing."""
+
+    def reachable(provider_id: int) -> bool:
+        return not providers.circuit_open(provider_id)
+
+    if plan is not None:
+        start = plan.first(reachable)
+        if start is not None and (start.provider_id, start.upstream_service_id) != (
+            order.provider_id,
+            order.upstream_service_id,
+        ):
+            order = await _switch(orders, order, start, plan, calls, None) or order
+    retried = False
+    while True:
+        outcome = await send(providers, order, revision)
+        failpoint("after_send")
+        if plan is None or not reroutable(outcome):
+            break
+        following = plan.after(order.route_priority, reachable)
+        if following is None:
+            break
+        moved = await _switch(orders, order, following, plan, calls, why(outcome))
+        if moved is None:
+            break
+        log.info(
+            "order %s: route %s did not take it (%s); trying route %s",
+            order.id,
+            order.route_priority,
+            why(outcome),
+            following.priority,
+        )
+        retried = retried or isinstance(outcome, Retry)
+        order = moved
+    if isinstance(outcome, Failed) and outcome.service_gone and retried:
+        # The last route no longer sells the service, but an earlier one only could not take the
+        # order now: the order waits for it rather than failing.
+        outcome = Retry(why(outcome))
+    return order, outcome
+
+
 async def dispatch(
     orders: OrderStore,
     providers: ProviderGateway,
@@ -191,11 +285,12 @@ async def dispatch(
     policy: OrderPolicy,
     *,
     revision: int | None = None,
+    plan: RoutePlan | None = None,
 ) -> Outcome:
-    """Send one claimed order and record the outcome (or hold it when the database fails)."""
+    """Send one claimed order (along its routes, with ``plan``) and record the outcome (or hold
+    it when the database fails)."""
     with calllog.collecting() as calls:
-        outcome = await send(providers, order, revision)
-    failpoint("after_send")
+        order, outcome = await _send_on_routes(orders, providers, order, plan, calls, revision)
     try:
         await record(orders, order, outcome, calls, policy.queued_order_max_age_seconds)
     except DBAPIError as exc:

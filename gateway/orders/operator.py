@@ -136,6 +136,8 @@ def order_fields(order: Order) -> dict[str, Any]:
         "service_id": order.service_id,
         "provider_id": order.provider_id,
         "upstream_service_id": order.upstream_service_id,
+        "route_priority": order.route_priority,
+        "routes_tried": order.routes_tried,
         "upstream_order_id": order.upstream_order_id,
         "link": order.link,
         "quantity": order.quantity,

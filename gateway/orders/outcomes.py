@@ -21,9 +21,12 @@ class Placed:
 
 @dataclass(frozen=True, slots=True)
 class Failed:
-    """Refused for the customer's input; ``message`` is the protocol error to show."""
+    """Refused for the customer's input, or the upstream no longer sells the service
+    (``service_gone``: another route may still take the order); ``message`` is the protocol error
+    to show."""
 
     message: str
+    service_gone: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,8 @@ Outcome = Placed | Failed | Unknown | Retry
 
 @dataclass(frozen=True, slots=True)
 class OrderToSend:
+    """An order about to be sent: where to (its current route) and what."""
+
     id: int
     provider_id: int
     upstream_service_id: int
@@ -48,6 +53,9 @@ class OrderToSend:
     created_at: datetime
     attempts: int
     request_id: str | None
+    service_id: int
+    route_priority: int
+    quantity: int
 
 
 @dataclass(slots=True)

@@ -25,10 +25,11 @@ from gateway.errors import (
 )
 from gateway.failpoints import failpoint
 from gateway.ledger.customers import CustomerAccount
-from gateway.money import charge_for, cost_for
+from gateway.money import charge_for
 from gateway.orders.dispatch import dispatch
 from gateway.orders.outcomes import Failed, OrderToSend, PendingOutcomes
 from gateway.orders.policy import OrderPolicy
+from gateway.orders.routing import RoutePlan
 from gateway.orders.store import ActiveOrderOnLink, OrderStore
 from gateway.orders.validation import validate_add
 from gateway.providers import ProviderGateway
@@ -56,8 +57,12 @@ async def place_order(
     params: Mapping[str, str],
     request_id: str | None,
     policy: OrderPolicy,
+    idempotency: tuple[str, bytes] | None = None,
 ) -> int:
-    """Place an order for ``customer``; returns the gateway's order id or raises ProtocolError."""
+    """Place an order for ``customer``; returns the gateway's order id or raises ProtocolError.
+
+    ``idempotency`` (key, request hash) is stored with the order by the charge statement; a key
+    another call stored first raises :class:`IdempotencyKeyTaken` with nothing charged."""
     service_id = parse_id(params.get("service"))
     if service_id is None:
         raise ProtocolError(INCORRECT_SERVICE)
@@ -69,24 +74,29 @@ async def place_order(
     )
     quote = book.quote(service, customer.id, customer.discount_percent)
     charge = charge_for(quote.rate, request.units, per_package=request.per_package)
-    cost = cost_for(quote.cost_rate, request.units, per_package=request.per_package)
+    plan = RoutePlan.for_order(service, units=request.units, per_package=request.per_package, params=request.params)
+    route = plan.first(lambda provider_id: not providers.circuit_open(provider_id))
+    if route is None:
+        # A drip-feed order on a service whose every drip-feed route is gone.
+        raise ProtocolError(INCORRECT_SERVICE)
     values = {
         "customer_id": customer.id,
         "service_id": service.id,
-        "provider_id": service.provider_id,
-        "upstream_service_id": service.upstream_service_id,
+        "provider_id": route.provider_id,
+        "upstream_service_id": route.upstream_service_id,
+        "route_priority": route.priority,
         "link": request.link,
         "quantity": request.quantity,
         "params": request.params,
         "rate": quote.rate,
         "charge": charge,
-        "cost": cost,
+        "cost": plan.cost(route),
         "currency": policy.currency,
         "request_id": request_id,
     }
     try:
         created = await orders.charge_and_create(
-            values, guard_link=policy.duplicate_link_guard and request.link is not None
+            values, guard_link=policy.duplicate_link_guard and request.link is not None, idempotency=idempotency
         )
     except ActiveOrderOnLink:
         raise ProtocolError(ACTIVE_ORDER_EXISTS) from None
@@ -99,16 +109,19 @@ async def place_order(
     failpoint("after_charge")
     order = OrderToSend(
         id=order_id,
-        provider_id=service.provider_id,
-        upstream_service_id=service.upstream_service_id,
+        provider_id=route.provider_id,
+        upstream_service_id=route.upstream_service_id,
         params=request.params,
         created_at=created_at,
         attempts=1,
         request_id=request_id,
+        service_id=service.id,
+        route_priority=route.priority,
+        quantity=request.quantity,
     )
     # Shielded: a client that hangs up must not leave the order half-recorded.
     outcome = await asyncio.shield(
-        dispatch(orders, providers, pending, order, policy, revision=customer.catalog_revision)
+        dispatch(orders, providers, pending, order, policy, revision=customer.catalog_revision, plan=plan)
     )
     if isinstance(outcome, Failed):
         raise ProtocolError(outcome.message or INCORRECT_REQUEST)

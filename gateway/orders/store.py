@@ -24,9 +24,11 @@ from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import bindparam, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from gateway.db import HotPathPool
+from gateway.dberrors import violated_constraint
 from gateway.ledger.ledger import refund_order
 from gateway.lifecycle import (
     FINAL_REFILL_STATUSES,
@@ -53,32 +55,40 @@ _ACTIVE = sql_list(s for s in OrderStatus if s not in FINAL_STATUSES)
 
 # --- placing ----------------------------------------------------------------------------------
 
-# The whole charge in one statement: debit the balance (guarded), insert the order, append the
-# charge entry. No row back: not enough funds, nothing changed. The order starts in ``submitting``
+# The whole charge in one statement: debit the balance (guarded), insert the order (on the route
+# it is sent to first), append the charge entry. No row back: not enough funds, nothing changed. The order starts in ``submitting``
 # because the caller sends it upstream right after; a crash before that leaves an order that the
 # recovery sweep marks ``unknown`` (never sent twice) rather than one that might be sent again.
-CHARGE_AND_CREATE = text(
-    """
+_CHARGE_AND_CREATE = """
     WITH debit AS (
         UPDATE customers SET balance = balance - :charge, updated_at = now()
         WHERE id = :customer_id AND balance >= :charge
         RETURNING id, balance
     ),
     created AS (
-        INSERT INTO orders (customer_id, service_id, provider_id, upstream_service_id, link, quantity, params,
-                            rate, charge, cost, currency, state, submitted_at, attempts, request_id)
-        SELECT id, :service_id, :provider_id, :upstream_service_id, :link, :quantity, :params,
-               :rate, :charge, :cost, :currency, 'submitting', now(), 1, :request_id
+        INSERT INTO orders (customer_id, service_id, provider_id, upstream_service_id, route_priority, link, quantity,
+                            params, rate, charge, cost, currency, state, submitted_at, attempts, request_id)
+        SELECT id, :service_id, :provider_id, :upstream_service_id, :route_priority, :link, :quantity,
+               :params, :rate, :charge, :cost, :currency, 'submitting', now(), 1, :request_id
         FROM debit
         RETURNING id, created_at
     ),
     entry AS (
         INSERT INTO ledger_entries (customer_id, kind, amount, balance_after, order_id)
         SELECT debit.id, 'charge', -CAST(:charge AS numeric), debit.balance, created.id FROM debit, created
-    )
+    ){keyed}
     SELECT created.id, created.created_at, debit.balance FROM created, debit
-    """
-).bindparams(bindparam("params", type_=JSONB))
+"""
+# An add with an idempotency key stores the key with its order in the same statement: the
+# primary key (customer, key) makes a second order for one key impossible, whatever crashes.
+_KEYED = """,
+    keyed AS (
+        INSERT INTO idempotent_requests (customer_id, key, action, request_hash, order_id)
+        SELECT :customer_id, :idempotency_key, 'add', :request_hash, id FROM created
+    )"""
+IDEMPOTENCY_KEY_CONSTRAINT = "pk_idempotent_requests"
+CHARGE_AND_CREATE = text(_CHARGE_AND_CREATE.format(keyed="")).bindparams(bindparam("params", type_=JSONB))
+CHARGE_AND_CREATE_KEYED = text(_CHARGE_AND_CREATE.format(keyed=_KEYED)).bindparams(bindparam("params", type_=JSONB))
 
 ACTIVE_ORDER_ON_LINK = text(
     f"""
@@ -88,6 +98,10 @@ ACTIVE_ORDER_ON_LINK = text(
     LIMIT 1
     """  # noqa: S608 - composed of constants only
 )
+
+# The routes an order records having tried (the first ones: an order retried for hours keeps its
+# first failures, and its last error is on the order itself).
+MAX_ROUTES_TRIED = 50
 
 # --- recording a send's outcome -------------------------------------------------------------
 
@@ -426,6 +440,55 @@ class OrderTx:
                 "id": order_id,
                 "upstream": upstream_order_id,
                 "from_states": order_sources(OrderState.PLACED, only=[OrderState.UNKNOWN]),
+            },
+        )
+        return result.first() is not None
+
+    async def switch_route(
+        self,
+        order: OrderToSend,
+        *,
+        provider_id: int,
+        upstream_service_id: int,
+        priority: int,
+        cost: Decimal,
+        error: str | None,
+    ) -> bool:
+        """Move an order being sent to another route of its service (provider, upstream service,
+        cost), noting in ``routes_tried`` why the route it was on did not take it (``error``;
+        None: it was not tried, the order only starts elsewhere). Only while the order is still
+        ``submitting`` on the route the caller knows; committed before anything is sent there,
+        so a crash can only leave the order pointing where it may have gone."""
+        result = await self.conn.execute(
+            text(
+                f"""
+                UPDATE orders SET provider_id = :provider_id, upstream_service_id = :upstream_service_id,
+                                  route_priority = :priority, cost = :cost,
+                                  last_error = COALESCE(CAST(:error AS text), last_error),
+                                  routes_tried = CASE
+                                      WHEN CAST(:error AS text) IS NULL
+                                           OR jsonb_array_length(routes_tried) >= {MAX_ROUTES_TRIED}
+                                      THEN routes_tried
+                                      ELSE routes_tried || jsonb_build_array(jsonb_build_object(
+                                          'priority', route_priority, 'provider_id', provider_id,
+                                          'upstream_service_id', upstream_service_id,
+                                          'error', CAST(:error AS text), 'at', now()))
+                                  END,
+                                  updated_at = now()
+                WHERE id = :id AND state = 'submitting' AND provider_id = :from_provider
+                  AND upstream_service_id = :from_service
+                RETURNING id
+                """  # noqa: S608 - composed of constants only
+            ),
+            {
+                "id": order.id,
+                "from_provider": order.provider_id,
+                "from_service": order.upstream_service_id,
+                "provider_id": provider_id,
+                "upstream_service_id": upstream_service_id,
+                "priority": priority,
+                "cost": cost,
+                "error": None if error is None else error[:500],
             },
         )
         return result.first() is not None
@@ -778,23 +841,37 @@ class OrderStore:
 
     # --- placing ----------------------------------------------------------------------------
 
-    async def charge_and_create(self, values: dict[str, Any], *, guard_link: bool) -> tuple[int, datetime] | None:
+    async def charge_and_create(
+        self, values: dict[str, Any], *, guard_link: bool, idempotency: tuple[str, bytes] | None = None
+    ) -> tuple[int, datetime] | None:
         """Charge the customer and create the order ``submitting``, in one statement (no row:
         not enough funds). With ``guard_link`` the check for an active order on the same link and
-        the charge share a transaction; an active order raises :class:`ActiveOrderOnLink`."""
-        if not guard_link:
-            # One statement, atomic on its own: no transaction around it.
-            record = await self._hot.fetchrow(CHARGE_AND_CREATE, **values)
-            return None if record is None else (record["id"], record["created_at"])
-        async with self._engine.begin() as conn:
-            active = await conn.execute(
-                ACTIVE_ORDER_ON_LINK,
-                {"service_id": values["service_id"], "link": values["link"], "customer_id": values["customer_id"]},
-            )
-            if active.first() is not None:
-                raise ActiveOrderOnLink
-            created = (await conn.execute(CHARGE_AND_CREATE, values)).first()
-            return None if created is None else (created.id, created.created_at)
+        the charge share a transaction; an active order raises :class:`ActiveOrderOnLink`. With
+        ``idempotency`` (key, request hash) the key is stored with the order by the same
+        statement; a key another call already stored raises :class:`IdempotencyKeyTaken` (and
+        nothing was charged)."""
+        statement = CHARGE_AND_CREATE
+        if idempotency is not None:
+            statement = CHARGE_AND_CREATE_KEYED
+            values = {**values, "idempotency_key": idempotency[0], "request_hash": idempotency[1]}
+        try:
+            if not guard_link:
+                # One statement, atomic on its own: no transaction around it.
+                record = await self._hot.fetchrow(statement, **values)
+                return None if record is None else (record["id"], record["created_at"])
+            async with self._engine.begin() as conn:
+                active = await conn.execute(
+                    ACTIVE_ORDER_ON_LINK,
+                    {"service_id": values["service_id"], "link": values["link"], "customer_id": values["customer_id"]},
+                )
+                if active.first() is not None:
+                    raise ActiveOrderOnLink
+                created = (await conn.execute(statement, values)).first()
+                return None if created is None else (created.id, created.created_at)
+        except DBAPIError as exc:
+            if violated_constraint(exc) == IDEMPOTENCY_KEY_CONSTRAINT:
+                raise IdempotencyKeyTaken from None
+            raise
 
     async def claim_queued(self, limit: int) -> list[OrderToSend]:
         """Take up to ``limit`` due queued orders into ``submitting`` (committed before any send)."""
@@ -810,7 +887,8 @@ class OrderStore:
                         ORDER BY next_attempt_at NULLS FIRST, id
                         LIMIT :limit FOR UPDATE SKIP LOCKED
                     )
-                    RETURNING id, provider_id, upstream_service_id, params, created_at, attempts, request_id
+                    RETURNING id, provider_id, upstream_service_id, params, created_at, attempts, request_id,
+                              service_id, route_priority, quantity
                     """
                 ),
                 {"limit": limit, "from_states": order_sources(OrderState.SUBMITTING)},
@@ -824,6 +902,9 @@ class OrderStore:
                     created_at=row.created_at,
                     attempts=row.attempts,
                     request_id=row.request_id,
+                    service_id=row.service_id,
+                    route_priority=row.route_priority,
+                    quantity=row.quantity,
                 )
                 for row in rows
             ]
@@ -925,3 +1006,7 @@ class OrderStore:
 
 class ActiveOrderOnLink(Exception):
     """The customer has an active order on this link and service (duplicate-link guard)."""
+
+
+class IdempotencyKeyTaken(Exception):
+    """Another call stored this idempotency key first (with its order): nothing was charged."""

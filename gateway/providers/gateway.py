@@ -116,5 +116,10 @@ class ProviderGateway:
     def breakers(self) -> dict[int | str, BreakerSnapshot]:
         return self._registry.breakers()
 
+    def circuit_open(self, provider_id: int) -> bool:
+        """Whether calls to the provider fail fast now (its circuit is open and cooling down);
+        a half-open circuit lets a probe through, so it does not count as open."""
+        return self._registry.circuit_state(provider_id) == "open"
+
     async def aclose(self) -> None:
         await self._registry.aclose()

@@ -36,12 +36,15 @@ class RejectReason(enum.StrEnum):
     an active order on the link): the customer gets the error and a refund.
     ``PROVIDER``: the upstream account or the gateway is the problem (funds, key, rate limits, a
     request the upstream did not understand): the order stays queued and is retried later.
+    ``SERVICE``: the upstream no longer sells the service the gateway asked for (unknown or
+    disabled service id): not the customer's fault, and another route may still serve the order.
     ``OTHER``: an unrecognised message; the orders code decides (it should treat it like PROVIDER
     until an operator looks, since refunding is irreversible and retrying is not).
     """
 
     INPUT = "input"
     PROVIDER = "provider"
+    SERVICE = "service"
     OTHER = "other"
 
 
@@ -56,9 +59,15 @@ _PROVIDER_PATTERNS = re.compile(
     re.IGNORECASE,
 )
 
+# The upstream's service itself: checked before INPUT ("incorrect service" is not the customer's
+# input, which named the gateway's own service) and after PROVIDER ("service temporarily unavailable").
+_SERVICE_PATTERNS = re.compile(
+    r"(incorrect|invalid|unknown|wrong) service|service (id )?(not found|is disabled|disabled|does not exist)",
+    re.IGNORECASE,
+)
+
 _INPUT_PATTERNS = re.compile(
     r"\blink\b|quantity|minimal|maximal|\bminimum\b|\bmaximum\b"
-    r"|(incorrect|invalid|unknown|wrong) service|service (id )?(not found|is disabled|disabled)"
     r"|active order|incorrect order id|order not found|refill is not available|not available for"
     r"|(incorrect|invalid|wrong|missing) (comments|usernames?|hashtags?|media|answer[_ ]number"
     r"|groups|runs|interval|posts|old[_ ]posts|delay|expiry|min|max)\b",
@@ -75,6 +84,8 @@ def classify_rejection(message: str) -> RejectReason:
     """
     if _PROVIDER_PATTERNS.search(message):
         return RejectReason.PROVIDER
+    if _SERVICE_PATTERNS.search(message):
+        return RejectReason.SERVICE
     if _INPUT_PATTERNS.search(message):
         return RejectReason.INPUT
     return RejectReason.OTHER

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 
 from gateway.upstream.addresses import Resolver
-from gateway.upstream.breaker import BreakerSnapshot
+from gateway.upstream.breaker import BreakerSnapshot, BreakerState
 from gateway.upstream.client import Observer, UpstreamClient
 from gateway.upstream.config import UpstreamConfig
 
@@ -85,6 +85,11 @@ class UpstreamRegistry:
     def breakers(self) -> dict[int | str, BreakerSnapshot]:
         """Every provider's circuit breaker state, for metrics and the admin API."""
         return {pid: client.breaker.snapshot() for pid, client in self._clients.items()}
+
+    def circuit_state(self, provider_id: int | str) -> BreakerState:
+        """The provider's circuit as of now ("closed" for a provider never called)."""
+        client = self._clients.get(provider_id)
+        return "closed" if client is None else client.breaker.state
 
     async def aclose(self) -> None:
         """Close every pool, including retired ones still open."""

@@ -17,6 +17,7 @@ from gateway.ledger.customers import CustomerAccount
 from gateway.money import format_money
 from gateway.orders import cancel as cancels
 from gateway.orders import refills
+from gateway.orders.idempotency import IDEMPOTENT_ACTIONS, IdempotencyKeys, KeyedCall, keyed_call
 from gateway.orders.outcomes import PendingOutcomes
 from gateway.orders.placing import parse_id, place_order
 from gateway.orders.policy import OrderPolicy
@@ -35,6 +36,7 @@ class V2Parts:
     catalog: Catalog
     policy: OrderPolicy
     hot: HotPathPool
+    idempotency: IdempotencyKeys
     default_dialect: str
 
 
@@ -45,6 +47,24 @@ class Call:
     params: dict[str, str]
     dialect: str
     request_id: str | None = None
+    # The ``Idempotency-Key`` header as sent (the parameter is in ``params``).
+    idempotency_header: str | None = None
+
+    def keyed(self, action_name: str) -> KeyedCall | None:
+        return keyed_call(action_name, self.idempotency_header, self.params)
+
+
+def answered_once(action_name: str, func: Action) -> Action:
+    """``func`` made idempotent per key (refill, cancel): a call with a key it already answered
+    gets the same answer, and does nothing again."""
+
+    async def run(call: Call) -> object:
+        keyed = call.keyed(action_name)
+        if keyed is None:
+            return await func(call)
+        return await call.parts.idempotency.answer_once(call.caller.id, keyed, lambda: func(call))
+
+    return run
 
 
 Action = Callable[[Call], Awaitable[object]]
@@ -53,7 +73,7 @@ ACTIONS: dict[str, Action] = {}
 
 def action(name: str) -> Callable[[Action], Action]:
     def register(func: Action) -> Action:
-        ACTIONS[name] = func
+        ACTIONS[name] = answered_once(name, func) if name in IDEMPOTENT_ACTIONS and name != "add" else func
         return func
 
     return register
@@ -95,10 +115,24 @@ def parse_ids(raw: str | None) -> list[int | str]:
 @action("add")
 async def add(call: Call) -> dict[str, int]:
     parts = call.parts
+    keyed = call.keyed("add")
     book = await parts.catalog.book(call.caller.catalog_revision)
-    order_id = await place_order(
-        parts.orders, parts.providers, parts.pending, book, call.caller, call.params, call.request_id, parts.policy
-    )
+
+    async def place(key: KeyedCall | None) -> int:
+        return await place_order(
+            parts.orders,
+            parts.providers,
+            parts.pending,
+            book,
+            call.caller,
+            call.params,
+            call.request_id,
+            parts.policy,
+            idempotency=None if key is None else (key.key, key.request_hash),
+        )
+
+    # With a key, the key is stored with the order by the charge itself (one order per key).
+    order_id = await (place(None) if keyed is None else parts.idempotency.add(call.caller.id, keyed, place))
     return {"order": order_id}
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from gateway.errors import INCORRECT_REQUEST, INVALID_API_KEY, SERVICE_UNAVAILABLE, ProtocolError
 from gateway.ledger.customers import account_for_key
 from gateway.observability.logs import current_request_id
+from gateway.orders.idempotency import KEY_HEADER
 from gateway.v2.actions import ACTIONS, Call, V2Parts
 from gateway.v2.params import request_params
 from gateway.v2.ratelimit import RateLimiter
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
 JSON = "application/json"
+IDEMPOTENCY_HEADER = KEY_HEADER.encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,14 @@ def protocol_answer(content: bytes, headers: dict[str, str] | None = None) -> Re
 
 def error_answer(message: str, headers: dict[str, str] | None = None) -> Response[bytes]:
     return protocol_answer(_encoder.encode({"error": message}), headers)
+
+
+def _header(request: Request[Any, Any, Any], name: bytes) -> str | None:
+    """One request header straight from the ASGI scope (cheaper than Litestar's Headers)."""
+    for key, value in request.scope["headers"]:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
 
 
 @route(["/api/v2", "/api/v2/"], http_method=["GET", "POST"], include_in_schema=False)
@@ -67,9 +77,15 @@ async def api_v2(request: Request[Any, Any, Any]) -> Response[bytes]:
         dialect = caller.dialect or edge.parts.default_dialect
         # Set by the request context middleware (from X-Request-ID, or generated).
         request_id = current_request_id() or uuid.uuid4().hex
-        result = await action(
-            Call(parts=edge.parts, caller=caller, params=params, dialect=dialect, request_id=request_id[:64])
+        call = Call(
+            parts=edge.parts,
+            caller=caller,
+            params=params,
+            dialect=dialect,
+            request_id=request_id[:64],
+            idempotency_header=_header(request, IDEMPOTENCY_HEADER),
         )
+        result = await action(call)
         outcome = "ok"
     except ProtocolError as exc:
         return error_answer(exc.message, getattr(exc, "headers", None))

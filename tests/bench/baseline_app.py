@@ -102,6 +102,7 @@ def build() -> Litestar:
                 "service_id": service["id"],
                 "provider_id": service["provider_id"],
                 "upstream_service_id": service["upstream_service_id"],
+                "route_priority": 0,
                 "link": params["link"],
                 "quantity": quantity,
                 "params": json.dumps({"link": params["link"], "quantity": quantity}),

@@ -470,7 +470,8 @@ class Bench:
         conn = await asyncpg.connect(self.db.dsn)
         try:
             row = await conn.fetchrow(
-                "SELECT service_id, provider_id, upstream_service_id, link, quantity, params::text AS params,"
+                "SELECT service_id, provider_id, upstream_service_id, route_priority, link, quantity,"
+                " params::text AS params,"
                 " rate, charge, cost, currency FROM orders WHERE id = $1",
                 self.seed.status_order_ids[0],
             )

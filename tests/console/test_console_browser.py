@@ -266,3 +266,52 @@ def test_a_refused_token_sends_the_operator_back_to_sign_in(console: Console) ->
     expect(page.locator("#signin-message")).to_contain_text("refused the token")
     assert page.evaluate("() => sessionStorage.length") == 0
     assert_token_stayed_in_the_tab(console, token)
+
+
+def test_an_operator_sets_failover_routes_and_sees_where_an_order_went(console: Console) -> None:
+    page = console.page
+    service = console.live.services[SERVICE]
+    with admin(console) as api:
+        customer = api.post("/customers", json={"name": "Routes Co", "balance": "20"}).json()
+    console.go("#/catalog")
+    sign_in(console)
+    expect(page.get_by_role("heading", name="Catalog", level=1)).to_be_visible()
+
+    # A failover route: the same provider's other Default service (102).
+    page.get_by_role("button", name=f"Routes of service {service}", exact=True).click()
+    dialog = page.get_by_role("dialog", name=f"Routes of service #{service}")
+    expect(dialog.locator("#routes-table tbody tr")).to_have_count(1)
+    dialog.get_by_role("button", name="Add a route").click()
+    dialog.get_by_label("Upstream service ID").fill("102")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_role("status")).to_contain_text(f"Service #{service}: 1 failover route(s) saved")
+    with admin(console) as api:
+        routes = api.get(f"/services/{service}/routes").json()
+    assert [(r["priority"], r["upstream_service_id"], r["usable"]) for r in routes] == [
+        (0, "101", True),
+        (1, "102", True),
+    ]
+
+    # A bad route is refused inside the dialog, and nothing changes.
+    page.get_by_role("button", name=f"Routes of service {service}", exact=True).click()
+    dialog = page.get_by_role("dialog", name=f"Routes of service #{service}")
+    expect(dialog.locator("#routes-table tbody tr")).to_have_count(2)
+    dialog.get_by_role("button", name="Add a route").click()
+    dialog.get_by_label("Upstream service ID").last.fill("121")  # Custom Comments: another type
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("this service sells Default")
+    dialog.get_by_role("button", name="Cancel").click()
+    with admin(console) as api:
+        assert len(api.get(f"/services/{service}/routes").json()) == 2
+
+    # The upstream no longer sells the first route's service: the order goes to the second at once.
+    console.live.sim.set_faults(FaultRule(kind="error", action="add", error="Incorrect service ID", times=1))
+    try:
+        order_id = place_order(console, customer["api_key"], "https://instagram.com/routes")
+    finally:
+        console.live.sim.clear_faults()
+    console.go(f"#/orders/{order_id}")
+    expect(page.locator("#order-route")).to_have_text("1 (failover)")
+    expect(page.locator("#order-routes-tried")).to_contain_text("service gone upstream: Incorrect service ID")
+    expect(page.locator("#order-state")).to_have_text("placed")

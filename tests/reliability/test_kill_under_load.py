@@ -49,27 +49,41 @@ async def test_kill_api_and_worker_under_load(runtime, database_url: str) -> Non
         api = _start_api(database_url, port)
         worker = _start_worker(database_url)
         stop = threading.Event()
-        answers: list[object] = []
 
-        def load() -> None:
+        # Every logical add carries its own idempotency key and is retried with that key until it
+        # gets an answer, as a careful client does when the API dies under it: one order per key.
+        answers: dict[str, list[object]] = {}
+
+        def load(worker_index: int) -> None:
             with httpx.Client(timeout=10) as client:
-                while not stop.is_set():
-                    try:
-                        response = client.post(
-                            f"http://127.0.0.1:{port}/api/v2",
-                            data={
-                                "key": key,
-                                "action": "add",
-                                "service": service,
-                                "link": "https://i.com/k",
-                                "quantity": 100,
-                            },
-                        )
-                        answers.append(response.json())
-                    except (httpx.TransportError, ValueError):
-                        time.sleep(0.05)  # the API is down or restarting
+                for n in range(10**6):
+                    if stop.is_set():
+                        return
+                    key_value = f"load-{worker_index}-{n}"
+                    for _ in range(200):  # an answer, or the test is over
+                        if stop.is_set():
+                            return
+                        try:
+                            response = client.post(
+                                f"http://127.0.0.1:{port}/api/v2",
+                                data={
+                                    "key": key,
+                                    "action": "add",
+                                    "service": service,
+                                    "link": "https://i.com/k",
+                                    "quantity": 100,
+                                },
+                                headers={"Idempotency-Key": key_value},
+                            )
+                            answer = response.json()
+                        except (httpx.TransportError, ValueError):
+                            time.sleep(0.05)  # the API is down or restarting
+                            continue
+                        answers.setdefault(key_value, []).append(answer)
+                        if answer != {"error": "Service temporarily unavailable, try again later"}:
+                            break
 
-        clients = [threading.Thread(target=load) for _ in range(4)]
+        clients = [threading.Thread(target=load, args=(index,)) for index in range(4)]
         for thread in clients:
             thread.start()
         rng = random.Random(9)
@@ -92,8 +106,12 @@ async def test_kill_api_and_worker_under_load(runtime, database_url: str) -> Non
             for thread in clients:
                 thread.join()
         assert kills >= 5
-        placed_answers = [a for a in answers if isinstance(a, dict) and "order" in a]
+        placed_answers = [a for given in answers.values() for a in given if isinstance(a, dict) and "order" in a]
         assert len(placed_answers) > 20
+        # However often a key was sent, it got one order id.
+        for key_value, given in answers.items():
+            ids = {a["order"] for a in given if isinstance(a, dict) and "order" in a}  # type: ignore[index]
+            assert len(ids) <= 1, (key_value, given)
 
         # Let the survivors finish: stale sends become unknown, everything else ends upstream.
         def settled() -> bool:
@@ -124,6 +142,13 @@ async def test_kill_api_and_worker_under_load(runtime, database_url: str) -> Non
         orders = db.fetch(
             "SELECT id, state, status, charge, refunded, quantity, remains, upstream_order_id FROM orders"
         )
+        # One order per key, and the key's order is the one its calls were answered with.
+        keyed = {row["key"]: row["order_id"] for row in db.fetch("SELECT key, order_id FROM idempotent_requests")}
+        assert len(keyed) == len(orders) == len(set(keyed.values()))
+        for key_value, given in answers.items():
+            for answer in given:
+                if isinstance(answer, dict) and "order" in answer:
+                    assert keyed[key_value] == answer["order"]
         # Every order the API answered with an id exists.
         assert {a["order"] for a in placed_answers} <= {o["id"] for o in orders}  # type: ignore[index]
         for order in orders:

@@ -122,7 +122,7 @@ async def test_every_action(sim: RunningSimulator) -> None:
 @pytest.mark.parametrize(
     ("service", "params", "reason"),
     [
-        (999, {"link": "https://instagram.com/x", "quantity": "100"}, RejectReason.INPUT),
+        (999, {"link": "https://instagram.com/x", "quantity": "100"}, RejectReason.SERVICE),
         (101, {"link": "https://instagram.com/x", "quantity": "1"}, RejectReason.INPUT),
         (101, {"link": "", "quantity": "100"}, RejectReason.INPUT),
     ],

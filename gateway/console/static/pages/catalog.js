@@ -1,7 +1,7 @@
 // Catalog: services with cost, resale rate and margin side by side; local edits; markup rules;
 // providers and their sync.
 
-import { get, patch } from "../api.js";
+import { get, patch, put } from "../api.js";
 import { margin, marginPercent } from "../decimal.js";
 import { announce, badge, busy, field, formDialog, h, select, showError, table } from "../dom.js";
 import { markupSection } from "./markup.js";
@@ -56,6 +56,80 @@ function editService(service, onSaved) {
   );
 }
 
+const MAX_ROUTES = 10;
+
+function routeRow(route, providers, onRemove) {
+  const priority = h("input", { type: "number", min: "1", max: "1000", value: String(route.priority), class: "route-priority", "aria-label": "Priority" });
+  const provider = select(
+    providers.map((p) => [String(p.id), `${p.name} (#${p.id})`]),
+    { class: "route-provider", "aria-label": "Provider" },
+  );
+  provider.value = String(route.provider_id);
+  const upstream = h("input", { value: route.upstream_service_id, inputmode: "numeric", class: "route-upstream", "aria-label": "Upstream service ID" });
+  const remove = h("button", { type: "button", class: "secondary small" }, "Remove");
+  const row = h("div", { class: "route-row actions" }, priority, provider, upstream, remove);
+  remove.addEventListener("click", () => onRemove(row));
+  return row;
+}
+
+async function editRoutes(service, providers, onSaved) {
+  const current = await get(`/services/${service.id}/routes`);
+  return formDialog(
+    `Routes of service #${service.id}`,
+    (form) => {
+      const own = current[0];
+      const rows = h("div", { id: "routes-rows" });
+      const add = h("button", { type: "button", class: "secondary small", id: "route-add" }, "Add a route");
+      const remove = (row) => row.remove();
+      for (const r of current.slice(1)) rows.append(routeRow(r, providers, remove));
+      add.addEventListener("click", () => {
+        const used = [...rows.querySelectorAll(".route-priority")].map((i) => Number(i.value) || 0);
+        const next = used.length ? Math.max(...used) + 1 : 1;
+        if (rows.children.length >= MAX_ROUTES) return;
+        rows.append(routeRow({ priority: next, provider_id: providers[0] ? providers[0].id : "", upstream_service_id: "" }, providers, remove));
+      });
+      form.append(
+        h(
+          "p",
+          { class: "hint" },
+          `Orders go to the first route whose provider is enabled and whose circuit is closed; when a route definitely placed nothing ` +
+            `(its balance, its key, its limits, service gone) the order moves to the next one at once. Never after a timeout. ` +
+            `Route 0 is the service's own: provider #${own.provider_id}, upstream service ${own.upstream_service_id}. ` +
+            `Customers keep paying ${service.rate} per 1000 whichever route serves.`,
+        ),
+        table(
+          "Routes now (own first)",
+          [
+            { label: "Route", cell: (r) => String(r.priority), num: true },
+            { label: "Provider", cell: (r) => `#${r.provider_id}` },
+            { label: "Upstream service", cell: (r) => `${r.upstream_service_id} ${r.name}` },
+            { label: "Cost", cell: (r) => r.cost_rate, num: true },
+            { label: "Min–max", cell: (r) => `${r.min}–${r.max}`, num: true },
+            { label: "Serves", cell: (r) => (r.usable ? badge("yes", "ok") : badge(r.problem || "no", "bad")) },
+          ],
+          current,
+          { id: "routes-table" },
+        ),
+        h("h3", {}, "Failover routes"),
+        rows,
+        add,
+      );
+    },
+    async (form) => {
+      const routes = [...form.querySelectorAll(".route-row")].map((row) => ({
+        priority: Number(row.querySelector(".route-priority").value),
+        provider_id: Number(row.querySelector(".route-provider").value),
+        upstream_service_id: row.querySelector(".route-upstream").value.trim(),
+      }));
+      const saved = await put(`/services/${service.id}/routes`, routes);
+      const serving = saved.filter((r) => r.usable).length;
+      announce(`Service #${service.id}: ${saved.length - 1} failover route(s) saved; ${serving} route(s) can serve now.`);
+      await onSaved();
+      return true;
+    },
+  );
+}
+
 function servicesSection(catalog, reloadServices) {
   const provider = select([["", "All providers"]], { id: "filter-provider" });
   const category = select([["", "All categories"]], { id: "filter-category" });
@@ -94,7 +168,9 @@ function servicesSection(catalog, reloadServices) {
     );
     const edit = h("button", { type: "button", class: "secondary small", "aria-label": `Edit service ${s.id}` }, "Edit");
     edit.addEventListener("click", () => editService(s, reloadServices));
-    const parts = [toggle, edit];
+    const routes = h("button", { type: "button", class: "secondary small", "aria-label": `Routes of service ${s.id}` }, "Routes");
+    routes.addEventListener("click", () => busy(routes, () => editRoutes(s, catalog.providers(), reloadServices)));
+    const parts = [toggle, edit, routes];
     if (s.fixed_rate !== null) {
       const clear = h("button", { type: "button", class: "secondary small", "aria-label": `Clear the fixed rate of service ${s.id}` }, "Clear fixed rate");
       clear.addEventListener("click", () =>

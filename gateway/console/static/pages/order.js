@@ -15,6 +15,7 @@ function orderFacts(o) {
     ["Customer", h("a", { href: `#/customers/${o.customer_id}` }, `#${o.customer_id}`)],
     ["Service", `#${o.service_id} (upstream service ${o.upstream_service_id})`],
     ["Provider", `#${o.provider_id}`],
+    ["Route", o.route_priority === 0 ? "0 (the service's own provider service)" : `${o.route_priority} (failover)`, "order-route"],
     ["Upstream order ID", dash(o.upstream_order_id), "order-upstream-id"],
     ["Link", dash(o.link)],
     ["Quantity", String(o.quantity)],
@@ -182,6 +183,27 @@ function anomaliesSection(anomalies) {
   );
 }
 
+function routesTriedSection(tried) {
+  if (!tried || tried.length === 0) return null;
+  return h(
+    "section",
+    { "aria-labelledby": "order-routes-title" },
+    h("h2", { id: "order-routes-title" }, "Routes tried"),
+    table(
+      "Routes that did not take the order before the one it is on (nothing was placed there)",
+      [
+        { label: "Route", cell: (r) => String(r.priority), num: true },
+        { label: "Provider", cell: (r) => `#${r.provider_id}` },
+        { label: "Upstream service", cell: (r) => String(r.upstream_service_id) },
+        { label: "Why", cell: (r) => dash(r.error) },
+        { label: "When", cell: (r) => time(r.at) },
+      ],
+      tried,
+      { id: "order-routes-tried" },
+    ),
+  );
+}
+
 function retrySection(o, onDone) {
   const retry = h("button", { type: "button", id: "retry-order" }, "Retry now");
   retry.addEventListener("click", () =>
@@ -222,6 +244,7 @@ export async function render({ match, isCurrent }) {
           : h("details", { id: "settle-by-hand" }, h("summary", {}, "Settle by hand (when the upstream no longer answers for it)"), settleForm(o, after))
         : null,
       o.state === "queued" ? retrySection(o, after) : null,
+      routesTriedSection(o.routes_tried),
       anomaliesSection(detail.anomalies),
       h(
         "section",
