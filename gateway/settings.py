@@ -187,7 +187,7 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment or "#" in value or "?" in value or not _URL_PATH.fullmatch(parts.path):
             raise ValueError(f"must be {expected} (a plain path, no query or fragment)")
         path = parts.path.rstrip("/")
-        if path.endswith("/api/v2") or path.endswith("/api"):
+        if path.endswith(("/api/v2", "/api")):
             raise ValueError(f"must be {expected}: the base URL, without /api/v2")
         return f"{parts.scheme.lower()}://{authority}{path}"
 

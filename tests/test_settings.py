@@ -135,7 +135,8 @@ def test_a_public_url_the_page_could_not_show_plainly_is_refused(value: str) -> 
         load_settings(_env_file=None, public_url=value)
     message = str(caught.value)
     assert message.startswith("invalid setting GATEWAY_PUBLIC_URL:")
-    assert "\n" not in message and len(message) < 300
+    assert "\n" not in message
+    assert len(message) < 300
     assert value.strip() == "https://" or value.strip() not in message  # the raw value is never echoed
 
 
@@ -162,7 +163,8 @@ def test_a_panel_name_that_is_empty_huge_or_has_control_characters_is_refused(va
         load_settings(_env_file=None, panel_name=value)
     message = str(caught.value)
     assert message.startswith("invalid setting GATEWAY_PANEL_NAME:")
-    assert "\n" not in message and len(message) < 300
+    assert "\n" not in message
+    assert len(message) < 300
 
 
 @pytest.mark.parametrize(
