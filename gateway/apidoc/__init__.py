@@ -62,7 +62,7 @@ def api_page(request: Request[Any, Any, Any]) -> Response[str]:
 
 @get("/api/page.css", include_in_schema=False, sync_to_thread=False)
 def api_page_css(request: Request[Any, Any, Any]) -> Response[bytes]:
-    return Response(_page(request).css(), media_type="text/css; charset=utf-8", headers=SECURITY_HEADERS)
+    return Response(_page(request).stylesheet, media_type="text/css; charset=utf-8", headers=SECURITY_HEADERS)
 
 
 def _client(request: Request[Any, Any, Any], name: str) -> Response[str]:

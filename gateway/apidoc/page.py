@@ -12,7 +12,7 @@ import json
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gateway import errors
@@ -29,6 +29,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 V2_PATH = "/api/v2"
 # What the example clients say until the page fills in this gateway's endpoint.
 PLACEHOLDER_URL = "https://your-panel.example/api/v2"
+_TEMPLATE_ENDPOINT = "http://endpoint-of-this-gateway.invalid/api/v2"
 # An endpoint as endpoint_base() builds it: nothing that could end a string in HTML, PHP or Python.
 _SAFE_ENDPOINT = re.compile(r"https?://[a-z0-9.:\[\]-]+(/[A-Za-z0-9._~-]+)*/api/v2")
 
@@ -84,27 +85,30 @@ def _json(value: object, indent: int = 0, width: int = 88) -> str:
     return "{\n" + ",\n".join(entries) + "\n" + " " * indent + "}"
 
 
-def _wrapped(words: list[str], width: int = 88) -> str:
-    """A shell command on lines of at most ``width`` characters where it can, continued with ``\\``."""
-    lines = [words[0]]
-    for word in words[1:]:
-        if len(lines[-1]) + 1 + len(word) + 2 > width:
-            lines[-1] += " \\"
-            lines.append("  " + word)
+def _wrapped(first: str, words: list[str], width: int = 86) -> str:
+    """A shell command: ``first`` on a line of its own (its length varies with the endpoint), then
+    ``words`` on indented lines of at most ``width`` characters where they fit, continued with ``\\``."""
+    lines = [first]
+    current = ""
+    for word in words:
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = word
         else:
-            lines[-1] += " " + word
-    return "\n".join(lines)
+            current = f"{current} {word}" if current else word
+    lines.append(current)
+    return " \\\n  ".join(lines)
 
 
 def _curl(endpoint: str, action: ActionDoc) -> str:
     pairs = [("key", "YOUR_API_KEY"), ("action", action.action), *action.example]
-    return _wrapped(["curl", "-s", endpoint, *(f"-d {shlex.quote(f'{name}={value}')}" for name, value in pairs)])
+    return _wrapped(f"curl -s {endpoint}", [f"-d {shlex.quote(f'{name}={value}')}" for name, value in pairs])
 
 
 def _idempotent_curl(endpoint: str, ext: Idempotency) -> str:
     key = "3f2c8a9e-5b1d-4c7a-9e0f-1a2b3c4d5e6f"
-    words = ["curl", "-s", endpoint, "-H", shlex.quote(f"{ext.header}: {key}"), "-d key=YOUR_API_KEY", "-d action=add"]
-    return _wrapped([*words, "-d service=1", "-d link=https://instagram.com/p/Cxyz", "-d quantity=1000"])
+    words = [f"-H {shlex.quote(f'{ext.header}: {key}')}", "-d key=YOUR_API_KEY", "-d action=add", "-d service=1"]
+    return _wrapped(f"curl -s {endpoint}", [*words, "-d link=https://instagram.com/p/Cxyz", "-d quantity=1000"])
 
 
 def _code_list(names: tuple[str, ...]) -> Html | str:
@@ -140,6 +144,10 @@ class ApiPage:
     errors: tuple[ErrorDoc, ...]
     idempotency: Idempotency
     sources: Mapping[str, str]  # example client file name -> its text, with the placeholder URL
+    stylesheet: bytes = b""
+    # The page rendered once with _TEMPLATE_ENDPOINT where the endpoint goes: a request only pays
+    # for a str.replace (the page is public and unauthenticated; rendering it costs milliseconds).
+    template: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiPage:
@@ -148,7 +156,7 @@ class ApiPage:
         for name, source in sources.items():
             if source.count(PLACEHOLDER_URL) != 1:
                 raise LookupError(f"{name} must hold the placeholder URL exactly once")
-        return cls(
+        page = cls(
             panel_name=settings.panel_name,
             public_url=settings.public_url,
             dialect=settings.v2_dialect,
@@ -160,7 +168,9 @@ class ApiPage:
             errors=tuple(content.error_docs(settings.rate_limit_per_minute, extension)),
             idempotency=extension,
             sources=sources,
+            stylesheet=(STATIC_DIR / "page.css").read_bytes(),
         )
+        return replace(page, template=page.render(_TEMPLATE_ENDPOINT))
 
     def endpoint(self, base: str) -> str:
         """The v2 endpoint under ``base`` (from :func:`endpoint_base`), checked to be plain text."""
@@ -173,13 +183,14 @@ class ApiPage:
         """An example client's source with this gateway's endpoint filled in."""
         return self.sources[name].replace(PLACEHOLDER_URL, self.endpoint(base))
 
-    def css(self) -> bytes:
-        return (STATIC_DIR / "page.css").read_bytes()
+    def html(self, base: str) -> str:
+        """The page with the endpoint under ``base`` (from :func:`endpoint_base`)."""
+        return self.template.replace(_TEMPLATE_ENDPOINT, self.endpoint(base))
 
     # --- the page ---------------------------------------------------------------------------------
 
-    def html(self, base: str) -> str:
-        endpoint = self.endpoint(base)
+    def render(self, endpoint: str) -> str:
+        """The whole page for ``endpoint`` (already checked: it is written out as it is)."""
         sections = [
             ("endpoint", "Endpoint"),
             ("actions", "Actions"),
@@ -224,7 +235,7 @@ class ApiPage:
             self._service_types_section(),
             self._errors_section(),
             self._idempotency_section(endpoint),
-            self._clients_section(base),
+            self._clients_section(endpoint),
             id="main",
             class_="doc",
             tabindex="-1",
@@ -462,7 +473,7 @@ class ApiPage:
             id="idempotency-section",
         )
 
-    def _clients_section(self, base: str) -> Html:
+    def _clients_section(self, endpoint: str) -> Html:
         blocks: list[Html] = [
             el("h2", "Example clients", id="clients"),
             el(
@@ -493,6 +504,6 @@ class ApiPage:
             blocks += [
                 el("h3", client.language, id=f"client-{client.language.lower()}"),
                 el("a", f"Download {name}", href=f"/api/{name}", download=name, class_="download"),
-                el("pre", el("code", self.client(name, base)), class_="client", id=slug),
+                el("pre", el("code", self.sources[name].replace(PLACEHOLDER_URL, endpoint)), class_="client", id=slug),
             ]
         return el("section", blocks)

@@ -225,6 +225,12 @@ def test_a_hostile_host_header_falls_back_to_the_listening_address(page: ApiPage
             assert marker not in output, marker
 
 
+def test_the_page_is_rendered_once_and_only_the_endpoint_is_filled_in_per_request(page: ApiPage) -> None:
+    for base in ("http://127.0.0.1:8080", "https://smm.example.net/some/panel", "http://[::1]:1"):
+        assert page.html(base) == page.render(page.endpoint(base))
+    assert "endpoint-of-this-gateway" not in page.html("http://x.example")
+
+
 def test_the_page_never_writes_an_endpoint_it_did_not_build(page: ApiPage) -> None:
     for base in ('http://x"', "http://x/<b>", "http://x\r\n", "javascript:alert(1)//"):
         with pytest.raises(ValueError, match="endpoint"):

@@ -18,8 +18,12 @@
  * Every method answers the decoded JSON, as an object (or, like the published class, as an array
  * for multiRefill, multiRefillStatus and cancel). A call the panel refuses answers
  * {"error": "..."} with one of the messages on the API page. When the answer does not arrive
- * (network down, timeout) a RuntimeException is thrown: the call may or may not have been done,
- * so check with status() before placing an order again.
+ * (network down, timeout) a RuntimeException is thrown: the call may or may not have been done.
+ * To make an order safe to send again, give it a key of your own and send the same key when you
+ * retry (see Idempotency on the API page):
+ *
+ *     $key = bin2hex(random_bytes(16));
+ *     $order = $api->order(['service' => 1, 'link' => '...', 'quantity' => 1000, 'idempotency_key' => $key]);
  */
 
 class Api

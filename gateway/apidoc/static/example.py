@@ -16,7 +16,11 @@ or use it from your own code:
 
 Every method answers the decoded JSON. A call the panel refuses answers {"error": "..."} with one of
 the messages on the API page. When the answer does not arrive (network down, timeout) an OSError is
-raised: the call may or may not have been done, so check with status() before placing an order again.
+raised: the call may or may not have been done. To make an order safe to send again, give it a key of
+your own and send the same key when you retry (see Idempotency on the API page):
+
+    key = str(uuid.uuid4())
+    order = api.order(service=1, link="https://instagram.com/p/Cxyz", quantity=1000, idempotency_key=key)
 """
 
 from __future__ import annotations
