@@ -134,10 +134,11 @@ def test_the_idempotency_extension_is_documented_with_its_exact_strings(page: Ap
 
 
 def test_the_idempotency_strings_are_written_in_one_place_only() -> None:
-    """They move to gateway/errors.py with issue 17; until then content.py holds them, once."""
+    """They move to gateway/errors.py with issue 17; until then content.py holds them, once (and
+    afterwards no file of the page does)."""
     for literal in ("Idempotency key reused with different parameters", "Incorrect idempotency key"):
         holders = [p.name for p in (STATIC_DIR.parent).rglob("*.py") if literal in p.read_text("utf-8")]
-        assert holders == ["content.py"], (literal, holders)
+        assert holders in ([], ["content.py"]), (literal, holders)
 
 
 def test_once_the_error_constants_exist_each_message_is_still_listed_once(monkeypatch: pytest.MonkeyPatch) -> None:
