@@ -14,6 +14,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from gateway import errors
 from gateway.apidoc import content
@@ -145,6 +146,9 @@ class ApiPage:
     idempotency: Idempotency
     sources: Mapping[str, str]  # example client file name -> its text, with the placeholder URL
     stylesheet: bytes = b""
+    # The path of GATEWAY_PUBLIC_URL ("" when unset): a proxy that serves the gateway under a path
+    # serves the page's stylesheets and downloads under it too.
+    path_prefix: str = ""
     # The page rendered once with _TEMPLATE_ENDPOINT where the endpoint goes: a request only pays
     # for a str.replace (the page is public and unauthenticated; rendering it costs milliseconds).
     template: str = ""
@@ -169,6 +173,7 @@ class ApiPage:
             idempotency=extension,
             sources=sources,
             stylesheet=(STATIC_DIR / "page.css").read_bytes(),
+            path_prefix=urlsplit(settings.public_url).path if settings.public_url else "",
         )
         return replace(page, template=page.render(_TEMPLATE_ENDPOINT))
 
@@ -205,9 +210,9 @@ class ApiPage:
             el("meta", name="viewport", content="width=device-width, initial-scale=1"),
             el("meta", name="referrer", content="no-referrer"),
             el("title", self.panel_name),
-            el("link", rel="icon", href="/console/favicon.svg", type="image/svg+xml"),
-            el("link", rel="stylesheet", href="/console/console.css"),
-            el("link", rel="stylesheet", href="/api/page.css"),
+            el("link", rel="icon", href=f"{self.path_prefix}/console/favicon.svg", type="image/svg+xml"),
+            el("link", rel="stylesheet", href=f"{self.path_prefix}/console/console.css"),
+            el("link", rel="stylesheet", href=f"{self.path_prefix}/api/page.css"),
         )
         top = el(
             "header",
@@ -503,7 +508,7 @@ class ApiPage:
             slug = name.replace(".", "-")
             blocks += [
                 el("h3", client.language, id=f"client-{client.language.lower()}"),
-                el("a", f"Download {name}", href=f"/api/{name}", download=name, class_="download"),
+                el("a", f"Download {name}", href=f"{self.path_prefix}/api/{name}", download=name, class_="download"),
                 el("pre", el("code", self.sources[name].replace(PLACEHOLDER_URL, endpoint)), class_="client", id=slug),
             ]
         return el("section", blocks)

@@ -332,6 +332,10 @@ async def test_the_public_url_wins_over_the_host_header(database_url: str) -> No
         assert "evil.example" not in page.text
         python = await client.get("/api/example.py", headers={"Host": "evil.example"})
         assert 'API_URL = "https://smm.example.net/panel/api/v2"' in python.text
+        # Behind a proxy that serves the gateway under /panel, the page's own links are there too.
+        assert 'href="/panel/api/page.css"' in page.text
+        assert 'href="/panel/console/console.css"' in page.text
+        assert 'href="/panel/api/example.php"' in page.text
 
 
 async def _raw_get(app: Litestar, path: str, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
