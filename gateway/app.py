@@ -34,6 +34,7 @@ from gateway.admin.refills import RefillController
 from gateway.admin.reports import ReportController
 from gateway.admin.system import system_info
 from gateway.admin.tokens import AuditController, TokenController
+from gateway.apidoc import ApiPage, apidoc_routes
 from gateway.console import console_routes
 from gateway.db import current_revision, head_revision
 from gateway.errors import DomainError
@@ -228,7 +229,15 @@ def create_app(
             await runtime.aclose()
 
     return Litestar(
-        route_handlers=[health, ready, metrics_endpoint, api_v2, admin_router(), *console_routes()],
+        route_handlers=[
+            health,
+            ready,
+            metrics_endpoint,
+            api_v2,
+            *apidoc_routes(),
+            admin_router(),
+            *console_routes(),
+        ],
         dependencies=_parts(runtime),
         exception_handlers={
             DomainError: _domain_error,
@@ -243,6 +252,7 @@ def create_app(
             {
                 "runtime": runtime,
                 "v2": v2_edge(runtime),
+                "apidoc": ApiPage.from_settings(settings),
                 "admin": AdminAccess(token=settings.admin_token, engine=runtime.engine),
             }
         ),

@@ -219,6 +219,7 @@ def banner(base: str, token: str, demo: DemoData, simulator_url: str, settings: 
     lines = [
         "SMM reseller gateway: demo",
         f"  API URL       {api}",
+        f"  API page      {base}/api (what to send customers: every action, example clients)",
         f"  customer key  {key}",
         f"  admin token   {token}",
         f"  upstream      {DEMO_PROVIDER}: a simulated panel at {simulator_url} ({SIMULATOR_SPEED:g}x speed)",

@@ -7,9 +7,12 @@ and the CLI prints it and exits non-zero.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +22,43 @@ from sqlalchemy.exc import ArgumentError
 from gateway.upstream.addresses import normalise_upstream_url
 
 Dialect = Literal["documented", "perfectpanel"]
+
+# A DNS name (letters, digits, hyphens; dots between labels) or an IPv4 address, or an IPv6
+# address in brackets; then an optional port.
+_HOST_NAME = re.compile(r"(?=.{1,253}\Z)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+_AUTHORITY = re.compile(r"(?P<host>\[[0-9a-f:.]+\]|[^:\[\]]+)(:(?P<port>[0-9]{1,5}))?")
+# The path of a public URL: plain characters only (it is written into HTML, PHP and Python).
+_URL_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)*/?")
+# Longer than any real authority (253 for the name, 6 for the port, brackets): refused unread.
+_MAX_AUTHORITY = 270
+_MAX_PUBLIC_URL = 2000
+
+
+def plausible_authority(text: str) -> str | None:
+    """``host[:port]`` in lower case when ``text`` is a plausible one (a DNS name, an IPv4 address or
+    a bracketed IPv6 address, and a port from 1 to 65535), else None. Used on ``GATEWAY_PUBLIC_URL``
+    and on the ``Host`` header a client sent (attacker-controlled: nothing else gets through, and
+    what comes out is rebuilt from the parts that matched: ASCII letters, digits, ``.-:[]``)."""
+    text = text.strip()
+    # ASCII first: lower() would turn some non-ASCII letters (the Kelvin sign) into ASCII ones.
+    if len(text) > _MAX_AUTHORITY or not text.isascii():
+        return None
+    match = _AUTHORITY.fullmatch(text.lower())
+    if match is None:
+        return None
+    host, port = match.group("host"), match.group("port")
+    if port is not None:
+        if not 1 <= int(port) <= 65535:
+            return None
+        port = str(int(port))
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return None
+    elif _HOST_NAME.fullmatch(host) is None:
+        return None
+    return f"{host}:{port}" if port is not None else host
 
 
 class SettingsError(Exception):
@@ -46,6 +86,10 @@ class Settings(BaseSettings):
     upstream_url: str | None = Field(default=None, description="single-upstream mode: the provider's URL")
     upstream_key: SecretStr | None = Field(default=None, description="single-upstream mode: the provider's key")
     allow_private_upstreams: bool = Field(default=False, description="allow loopback/private provider URLs")
+    public_url: str | None = Field(
+        default=None, description="the gateway's public base URL (https://panel.example.com) shown on /api"
+    )
+    panel_name: str = Field(default="API", min_length=1, max_length=80, description="the title of the /api page")
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=8080, ge=1, le=65535)
 
@@ -123,6 +167,39 @@ class Settings(BaseSettings):
         value = normalise_upstream_url(value)
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        expected = "an http(s) URL of the gateway, e.g. https://smm.example.net"
+        value = value.strip()
+        # urlsplit() silently drops tabs and line breaks inside a URL: refuse them (and any other
+        # control or non-ASCII character) before it can.
+        if len(value) > _MAX_PUBLIC_URL or not value.isascii() or not value.isprintable() or " " in value:
+            raise ValueError(f"must be {expected}")
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            raise ValueError(f"must be {expected}") from None
+        authority = plausible_authority(parts.netloc) if "@" not in parts.netloc else None
+        if parts.scheme.lower() not in ("http", "https") or authority is None:
+            raise ValueError(f"must be {expected}")
+        if parts.query or parts.fragment or "#" in value or "?" in value or not _URL_PATH.fullmatch(parts.path):
+            raise ValueError(f"must be {expected} (a plain path, no query or fragment)")
+        path = parts.path.rstrip("/")
+        if path.endswith(("/api/v2", "/api")):
+            raise ValueError(f"must be {expected}: the base URL, without /api/v2")
+        return f"{parts.scheme.lower()}://{authority}{path}"
+
+    @field_validator("panel_name")
+    @classmethod
+    def _check_panel_name(cls, value: str) -> str:
+        value = value.strip()
+        if not value or not value.isprintable():
+            raise ValueError("must be a short printable name, e.g. Acme SMM")
         return value
 
     @model_validator(mode="after")

@@ -120,6 +120,9 @@ def test_an_installed_wheel_migrates_a_database_from_anywhere(tmp_path: Path, em
     assert versions
     assert [name for name in versions if f"gateway/migrations/versions/{name}" not in shipped] == []
     assert {"gateway/migrations/env.py", "gateway/migrations/script.py.mako"} <= shipped
+    # Data files the app reads: the customers' API page and its clients (create_app reads them), the console.
+    static = {f"gateway/apidoc/static/{name}" for name in ("example.php", "example.py", "page.css")}
+    assert static | {"gateway/console/static/index.html"} <= shipped
 
     python = install_wheel(wheel, tmp_path / "venv")
     elsewhere = tmp_path / "elsewhere"  # no source tree, no alembic.ini, no .env

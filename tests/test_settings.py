@@ -84,3 +84,115 @@ def test_cli_refuses_a_bad_setting_with_one_line_and_no_traceback() -> None:
 def test_the_single_upstream_url_is_normalised_like_a_saved_provider_url() -> None:
     settings = make_settings(upstream_url=" HTTPS://Panel.EXAMPLE/API/v2 ", upstream_key="k" * 16)
     assert settings.upstream_url == "https://panel.example/API/v2"
+
+
+# --- GATEWAY_PUBLIC_URL and GATEWAY_PANEL_NAME: written into the customers' API page and its clients ---
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", None),
+        ("   ", None),
+        ("https://panel.example.com", "https://panel.example.com"),
+        ("https://panel.example.com/", "https://panel.example.com"),
+        (" HTTPS://Panel.EXAMPLE.com:8443/smm/ ", "https://panel.example.com:8443/smm"),
+        ("http://203.0.113.7:080", "http://203.0.113.7:80"),
+        ("https://[2001:DB8::1]:8443", "https://[2001:db8::1]:8443"),
+    ],
+)
+def test_the_public_url_is_normalised(value: str, expected: str | None) -> None:
+    assert make_settings(public_url=value).public_url == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "panel.example.com",  # no scheme
+        "ftp://panel.example.com",
+        "javascript:alert(1)",
+        "https://",
+        "https://panel.example.com/api/v2",  # the base, not the endpoint
+        "https://panel.example.com/api",
+        "https://panel.example.com/?x=1",
+        "https://panel.example.com/#top",
+        "https://user:secret@panel.example.com",
+        "https://panel.example.com:0",
+        "https://panel.example.com:99999",
+        "https://panel.exa\r\nmple.com",  # urlsplit() would quietly drop the line break
+        "https://panel.example.com\r\nSet-Cookie: a=b",
+        "https://panel.exa\tmple.com",
+        "https://panel example.com",
+        "https://panel.example.com/a b",
+        "https://<script>alert(1)</script>.com",
+        'https://panel.example.com/"onmouseover="x',
+        "https://panel.example.com/'+system('id')+'",
+        "https://пример.рф",
+        "https://\u212aelvin.example",  # the Kelvin sign lower-cases to an ASCII k
+        "https://panel.example.com/\u202egnp",
+        "https://panel.example.com\x00.evil",
+        "https://" + "a" * 100_000 + ".com",
+        "https://" + "a." * 200 + "com",
+    ],
+)
+def test_a_public_url_the_page_could_not_show_plainly_is_refused(value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(_env_file=None, public_url=value)
+    message = str(caught.value)
+    assert message.startswith("invalid setting GATEWAY_PUBLIC_URL:")
+    assert "\n" not in message
+    assert len(message) < 300
+    assert value.strip() == "https://" or value.strip() not in message  # the raw value is never echoed
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Acme SMM", "Acme SMM"),
+        ("  Acme SMM  ", "Acme SMM"),
+        ("Ünïcødé Pänel 🚀", "Ünïcødé Pänel 🚀"),
+        ("<script>alert(1)</script>", "<script>alert(1)</script>"),  # fine as a name: the page escapes it
+        ("A" * 80, "A" * 80),
+    ],
+)
+def test_the_panel_name_takes_any_printable_text(value: str, expected: str) -> None:
+    assert make_settings(panel_name=value).panel_name == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "   ", "A" * 81, "A" * 1_000_000, "Acme\r\nSMM", "Acme\x00", "\u202eMS emcA", "Acme\tSMM", "\x1b[31mred"],
+)
+def test_a_panel_name_that_is_empty_huge_or_has_control_characters_is_refused(value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(_env_file=None, panel_name=value)
+    message = str(caught.value)
+    assert message.startswith("invalid setting GATEWAY_PANEL_NAME:")
+    assert "\n" not in message
+    assert len(message) < 300
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("public_url", 443), ("public_url", ["https://a.example"]), ("panel_name", 7), ("panel_name", {"a": 1})],
+)
+def test_the_new_settings_refuse_the_wrong_type(name: str, value: object) -> None:
+    with pytest.raises(SettingsError, match=f"GATEWAY_{name.upper()}"):
+        load_settings(_env_file=None, **{name: value})
+
+
+def test_the_new_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_PUBLIC_URL", "https://Panel.example.com/")
+    monkeypatch.setenv("GATEWAY_PANEL_NAME", "Acme SMM API")
+    settings = load_settings(_env_file=None)
+    assert (settings.public_url, settings.panel_name) == ("https://panel.example.com", "Acme SMM API")
+    monkeypatch.setenv("GATEWAY_PANEL_NAME", "")
+    with pytest.raises(SettingsError, match="GATEWAY_PANEL_NAME"):
+        load_settings(_env_file=None)
+
+
+def test_the_defaults_of_the_new_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GATEWAY_PUBLIC_URL", "GATEWAY_PANEL_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings(_env_file=None)
+    assert (settings.public_url, settings.panel_name) == (None, "API")

@@ -22,6 +22,7 @@ from tests.test_cli import free_port
 @dataclass
 class Banner:
     api: str
+    page: str
     key: str
     token: str
     service: int
@@ -48,6 +49,7 @@ def start_demo(database_url: str, data_dir: Path, log_path: Path) -> tuple[Gatew
 
     banner = Banner(
         api=field(r"API URL\s+(\S+)"),
+        page=field(r"API page\s+(\S+)"),
         key=field(r"customer key\s+(\S+)"),
         token=field(r"admin token\s+(\S+)"),
         service=int(field(r"action=add -d service=(\d+)")),
@@ -85,6 +87,11 @@ def test_demo_runs_twice_on_the_same_data(database_url: str, tmp_path: Path) -> 
         assert v2(first, action="balance") == {"balance": "100.00", "currency": "USD"}
         first_order = add(first)
         base = first.api.removesuffix("/api/v2")
+        # The customers' API page the banner points at, showing the same endpoint.
+        assert first.page == f"{base}/api"
+        page = httpx.get(first.page, timeout=15)
+        assert page.status_code == 200
+        assert f">{first.api}<" in page.text
         orders = httpx.get(f"{base}/admin/orders", headers={"Authorization": f"Bearer {first.token}"}, timeout=15)
         assert [o["id"] for o in orders.json()] == [first_order]
     finally:
