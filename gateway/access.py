@@ -20,6 +20,29 @@ from gateway.models import AdminToken
 
 TOKEN_PREFIX = "adm_"  # noqa: S105 - a prefix the log redactor recognises, not a secret
 
+# What a token may do, least first: ``read`` every GET; ``operator`` also customers, orders,
+# services, markup rules, refills, syncs; ``admin`` everything, providers and tokens included.
+SCOPES = ("read", "operator", "admin")
+
+
+def scope_allows(held: str, needed: str) -> bool:
+    """Whether a token of scope ``held`` may do what needs ``needed``."""
+    return SCOPES.index(held) >= SCOPES.index(needed)
+
+
+def validate_scope(scope: str) -> str:
+    if scope not in SCOPES:
+        raise InvalidInput(f"scope must be one of {', '.join(SCOPES)}", field="scope")
+    return scope
+
+
+@dataclass(frozen=True, slots=True)
+class TokenHolder:
+    """Who an admin request is: the token's name and scope."""
+
+    name: str
+    scope: str
+
 
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
@@ -41,11 +64,12 @@ def validate_token_name(name: str) -> str:
     return name
 
 
-async def issue_token(session: AsyncSession, name: str) -> IssuedToken:
-    """Create a named token; a name already used (revoked or not) is a conflict."""
+async def issue_token(session: AsyncSession, name: str, scope: str) -> IssuedToken:
+    """Create a named token of ``scope``; a name already used (revoked or not) is a conflict."""
     name = validate_token_name(name)
+    scope = validate_scope(scope)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = AdminToken(name=name, token_hash=token_hash(token))
+    row = AdminToken(name=name, token_hash=token_hash(token), scope=scope)
     session.add(row)
     try:
         async with session.begin_nested():
@@ -75,9 +99,13 @@ async def revoke_token(session: AsyncSession, token_id: int) -> str:
     return name
 
 
-async def active_token_name(conn: AsyncConnection, token: str) -> str | None:
-    """The name of the active named token ``token`` is, or None."""
-    name = await conn.scalar(
-        select(AdminToken.name).where(AdminToken.token_hash == token_hash(token), AdminToken.revoked_at.is_(None))
-    )
-    return None if name is None else str(name)
+async def active_token(conn: AsyncConnection, token: str) -> TokenHolder | None:
+    """The active named token ``token`` is (its name and scope), or None."""
+    row = (
+        await conn.execute(
+            select(AdminToken.name, AdminToken.scope).where(
+                AdminToken.token_hash == token_hash(token), AdminToken.revoked_at.is_(None)
+            )
+        )
+    ).first()
+    return None if row is None else TokenHolder(str(row.name), str(row.scope))

@@ -152,7 +152,12 @@ def v2_edge(runtime: Runtime) -> V2Edge:
         idempotency=runtime.idempotency,
         default_dialect=runtime.settings.v2_dialect,
     )
-    return V2Edge(parts=parts, rate_limiter=runtime.rate_limiter, observe=runtime.metrics.observe_v2)
+    return V2Edge(
+        parts=parts,
+        rate_limiter=runtime.rate_limiter,
+        trusted_proxies=runtime.settings.trusted_networks,
+        observe=runtime.metrics.observe_v2,
+    )
 
 
 def admin_router() -> Router:

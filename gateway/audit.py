@@ -33,6 +33,17 @@ def snapshot(values: dict[str, Any] | None) -> dict[str, Any] | None:
     return result
 
 
+class Actor(str):
+    """Who made a change (a str: the token's name, ``admin``, or ``cli``) and with which scope."""
+
+    scope: str | None = None
+
+    def __new__(cls, name: str, scope: str | None = None) -> Actor:
+        actor = super().__new__(cls, name)
+        actor.scope = scope
+        return actor
+
+
 async def record(
     session: AsyncSession,
     actor: str,
@@ -46,6 +57,7 @@ async def record(
     await session.execute(
         insert(AuditLog).values(
             actor=actor[:100],
+            scope=actor.scope if isinstance(actor, Actor) else None,
             action=action[:60],
             entity=entity[:40],
             entity_id=None if entity_id is None else str(entity_id)[:64],

@@ -39,6 +39,10 @@ class Unauthorized(DomainError):
     status_code = 401
 
 
+class Forbidden(DomainError):
+    status_code = 403
+
+
 # The exact protocol strings (PROTOCOL.md section 2), named once.
 INVALID_API_KEY = "Invalid API key"
 INCORRECT_REQUEST = "Incorrect request"
@@ -55,6 +59,8 @@ SERVICE_UNAVAILABLE = "Service temporarily unavailable, try again later"
 # Not in PROTOCOL.md's table: a cancel the gateway cannot do (service without cancel, order
 # finished, or still being sent / its outcome unknown).
 CANCEL_NOT_AVAILABLE = "Cancel is not available for this order"
+# A customer's daily spend limit (set by the operator) would be passed by this add.
+DAILY_SPEND_LIMIT_REACHED = "Daily spend limit reached"
 # The idempotency extension (README, "Idempotent requests").
 INCORRECT_IDEMPOTENCY_KEY = "Incorrect idempotency key"
 IDEMPOTENCY_KEY_REUSED = "Idempotency key reused with different parameters"

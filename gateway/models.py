@@ -8,7 +8,7 @@ order, a refund never above its charge.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -29,7 +30,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, CIDR, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gateway.lifecycle import (
@@ -107,6 +108,7 @@ class Customer(Base):
         CheckConstraint("discount_percent >= 0 AND discount_percent <= 100", name="discount_range"),
         CheckConstraint(f"dialect IS NULL OR {_in('dialect', DIALECTS)}", name="dialect_known"),
         CheckConstraint("length(name) BETWEEN 1 AND 200", name="name_length"),
+        CheckConstraint("daily_spend_limit IS NULL OR daily_spend_limit > 0", name="daily_spend_limit_positive"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -118,6 +120,16 @@ class Customer(Base):
     dialect: Mapped[str | None] = mapped_column(String(20))
     discount_percent: Mapped[Decimal] = mapped_column(Percent, nullable=False, server_default=text("0"))
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    # The addresses (CIDR ranges) the key may be used from; NULL: anywhere.
+    allowed_ips: Mapped[list[Any] | None] = mapped_column(ARRAY(CIDR))
+    # At most this much charged per UTC day; NULL: no limit. Enforced by the charge statement on
+    # the running total below (the day it counts and what it reached).
+    daily_spend_limit: Mapped[Decimal | None] = mapped_column(Amount)
+    spent_today: Mapped[Decimal] = mapped_column(Amount, nullable=False, server_default=text("0"))
+    spent_day: Mapped[date | None] = mapped_column(Date)
+    # The last time the key was used from an address outside ``allowed_ips``, and from where.
+    ip_refused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ip_refused_from: Mapped[str | None] = mapped_column(String(45))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -500,10 +512,13 @@ class AdminToken(Base):
     """Extra named admin tokens (besides GATEWAY_ADMIN_TOKEN); stored hashed, revocable."""
 
     __tablename__ = "admin_tokens"
+    __table_args__ = (CheckConstraint("scope IN ('read', 'operator', 'admin')", name="scope_known"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), nullable=False, unique=True)
+    # read: every GET; operator: also customers, orders, services, markup, sync; admin: everything.
+    scope: Mapped[str] = mapped_column(String(10), nullable=False, server_default=text("'admin'"))
     created_at: Mapped[datetime] = _created()
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -516,6 +531,8 @@ class AuditLog(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     actor: Mapped[str] = mapped_column(String(100), nullable=False)
+    # The scope of the token that made the change (NULL: the CLI or the gateway itself).
+    scope: Mapped[str | None] = mapped_column(String(10))
     action: Mapped[str] = mapped_column(String(60), nullable=False)
     entity: Mapped[str] = mapped_column(String(40), nullable=False)
     entity_id: Mapped[str | None] = mapped_column(String(64))

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.bootstrap import run_single_upstream
@@ -30,7 +31,8 @@ from gateway.providers.calllog import CallLog
 from gateway.settings import Settings
 from gateway.upstream import AttemptRecord, UpstreamConfig, UpstreamRegistry
 from gateway.upstream.registry import TransportFactory
-from gateway.v2.ratelimit import RateLimiter
+from gateway.v2.ratelimit import Limiter, RateLimiter
+from gateway.v2.sharedlimit import SharedLimiter
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,27 @@ def upstream_config(settings: Settings) -> UpstreamConfig:
     )
 
 
+def build_limiter(settings: Settings, database_url: str) -> Limiter:
+    """The /api/v2 limits: in this process, or shared through Redis when GATEWAY_REDIS_URL is set."""
+    local = RateLimiter(
+        settings.rate_limit_per_minute,
+        invalid_per_minute=settings.invalid_key_limit_per_minute,
+        invalid_global_per_minute=settings.invalid_key_global_per_minute,
+    )
+    if settings.redis_url is None:
+        return local
+    return SharedLimiter(
+        settings.redis_url.get_secret_value(),
+        local,
+        per_minute=settings.rate_limit_per_minute,
+        invalid_per_minute=settings.invalid_key_limit_per_minute,
+        invalid_global_per_minute=settings.invalid_key_global_per_minute,
+        # The database the limits belong to (without its password): gateways sharing a Redis
+        # never share buckets.
+        namespace=make_url(database_url).render_as_string(hide_password=True),
+    )
+
+
 @dataclass
 class Runtime:
     """The composition root's parts. Domain code never takes this: it takes the parts it uses
@@ -69,7 +92,7 @@ class Runtime:
     policy: OrderPolicy
     catalog: Catalog
     call_log: CallLog
-    rate_limiter: RateLimiter
+    rate_limiter: Limiter
     idempotency: IdempotencyKeys
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     # Send outcomes the database refused to record, retried in the background (gateway.orders.outcomes).
@@ -114,7 +137,7 @@ class Runtime:
             policy=OrderPolicy.from_settings(settings),
             catalog=Catalog(engine, settings.min_margin_percent),
             call_log=call_log,
-            rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+            rate_limiter=build_limiter(settings, url),
             idempotency=IdempotencyKeys(hot, settings.idempotency_ttl_seconds),
             metrics=metrics,
         )
@@ -141,6 +164,9 @@ class Runtime:
     async def aclose(self) -> None:
         for task in self._tasks:
             task.cancel()
+        if isinstance(self.rate_limiter, SharedLimiter):
+            with contextlib.suppress(Exception):
+                await self.rate_limiter.aclose()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task

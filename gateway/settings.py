@@ -61,6 +61,25 @@ def plausible_authority(text: str) -> str | None:
     return f"{host}:{port}" if port is not None else host
 
 
+# An admin token shorter than this, or one of the placeholders deploy examples and tutorials
+# ship, would let anyone who guesses it run the gateway: start-up refuses it.
+MIN_ADMIN_TOKEN_LENGTH = 32
+_PLACEHOLDER_MARKERS = (
+    "change_me",
+    "changeme",
+    "change-me",
+    "replace_me",
+    "replaceme",
+    "replace-me",
+    "your_token",
+    "your-token",
+    "yourtoken",
+    "placeholder",
+    "example",
+    "xxxxxxxx",
+)
+
+
 class SettingsError(Exception):
     """A setting has a value the gateway cannot run with; the message names it."""
 
@@ -131,6 +150,18 @@ class Settings(BaseSettings):
 
     # v2 limits.
     rate_limit_per_minute: int = Field(default=600, ge=0, description="requests per key per minute; 0: off")
+    invalid_key_limit_per_minute: int = Field(
+        default=20, ge=0, le=100_000, description="calls with an invalid key per client address per minute; 0: off"
+    )
+    invalid_key_global_per_minute: int = Field(
+        default=600, ge=0, le=10_000_000, description="calls with an invalid key per minute from everyone; 0: off"
+    )
+    trusted_proxies: str = Field(
+        default="", description="comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is believed"
+    )
+    redis_url: SecretStr | None = Field(
+        default=None, description="redis://host:6379/0: share the v2 limits across processes and replicas"
+    )
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
 
     log_json: bool = False
@@ -200,6 +231,58 @@ class Settings(BaseSettings):
         value = value.strip()
         if not value or not value.isprintable():
             raise ValueError("must be a short printable name, e.g. Acme SMM")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        ranges = []
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            try:
+                if not item.isascii():
+                    raise ValueError
+                ranges.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ValueError("must be addresses or CIDR ranges separated by commas, e.g. 10.0.0.0/8") from None
+        if len(ranges) > 100:
+            raise ValueError("at most 100 ranges")
+        return ",".join(ranges)
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(r) for r in self.trusted_proxies.split(",") if r)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        try:
+            parts = urlsplit(value.get_secret_value().strip())
+        except ValueError:
+            raise ValueError("must be a redis:// or rediss:// URL") from None
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("admin_token")
+    @classmethod
+    def _check_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        if token == "":
+            return None
+        how = "generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        if len(token) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters ({how})")
+        lowered = token.lower()
+        if any(marker in lowered for marker in _PLACEHOLDER_MARKERS) or len(set(token)) < 8:
+            raise ValueError(f"is a placeholder or too simple ({how})")
+        if not token.isprintable() or token != token.strip():
+            raise ValueError(f"must be printable characters without surrounding spaces ({how})")
         return value
 
     @model_validator(mode="after")

@@ -47,7 +47,7 @@ from gateway.simulator.config import DEFAULT_API_KEY
 from tests.upstream.helpers import API_KEY as ADAPTER_TEST_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_TOKEN = "test-admin-token-0123456789"
+ADMIN_TOKEN = "test-admin-token-0123456789-abcdefghij"
 _counter = itertools.count()
 
 

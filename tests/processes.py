@@ -32,7 +32,7 @@ def process_env(database_url: str, **extra: str) -> dict[str, str]:
     env.update(
         {
             "GATEWAY_DATABASE_URL": database_url,
-            "GATEWAY_ADMIN_TOKEN": "reliability-admin-token",
+            "GATEWAY_ADMIN_TOKEN": "reliability-admin-token-0123456789abcdef",
             "GATEWAY_ALLOW_PRIVATE_UPSTREAMS": "true",
             "GATEWAY_UPSTREAM_TIMEOUT_SECONDS": "2",
             "GATEWAY_UPSTREAM_CONNECT_TIMEOUT_SECONDS": "0.5",

@@ -20,7 +20,9 @@ def free_port() -> int:
 
 def gateway_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update({"GATEWAY_DATABASE_URL": database_url, "GATEWAY_ADMIN_TOKEN": "cli-test-token"}, **extra)
+    env.update(
+        {"GATEWAY_DATABASE_URL": database_url, "GATEWAY_ADMIN_TOKEN": "cli-test-token-0123456789abcdefghij"}, **extra
+    )
     return env
 
 

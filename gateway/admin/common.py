@@ -9,6 +9,7 @@ import msgspec
 from litestar import Request
 from litestar.openapi.datastructures import ResponseSpec
 
+from gateway.audit import Actor
 from gateway.errors import DomainError
 from gateway.money import format_money
 
@@ -19,9 +20,10 @@ class UpstreamFailed(DomainError):
     status_code = 502
 
 
-def actor(request: Request[Any, Any, Any]) -> str:
-    """Who is calling, as the admin guard recorded it (the token's name)."""
-    return str(request.scope.get("state", {}).get("admin_actor", "admin"))
+def actor(request: Request[Any, Any, Any]) -> Actor:
+    """Who is calling, as the admin guard recorded it (the token's name and scope)."""
+    state = request.scope.get("state", {})
+    return Actor(str(state.get("admin_actor", "admin")), state.get("admin_scope"))
 
 
 def money(value: Decimal | None) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -32,6 +32,10 @@ class CustomerPatch(msgspec.Struct, forbid_unknown_fields=True):
     enabled: bool | msgspec.UnsetType = msgspec.UNSET
     dialect: str | msgspec.UnsetType | None = msgspec.UNSET
     discount_percent: str | int | msgspec.UnsetType = msgspec.UNSET
+    # Addresses or CIDR ranges the key may be used from; null or []: anywhere.
+    allowed_ips: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    # At most this much charged per UTC day; null: no limit.
+    daily_spend_limit: str | int | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class FundsIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -47,6 +51,13 @@ class CustomerOut(msgspec.Struct):
     discount_percent: str
     enabled: bool
     api_key_hint: str
+    allowed_ips: list[str] | None
+    daily_spend_limit: str | None
+    # Charged so far on the current UTC day (what the limit counts).
+    spent_today: str
+    # The last use of the key from outside ``allowed_ips``: when, and from where.
+    ip_refused_at: datetime | None
+    ip_refused_from: str | None
     created_at: datetime
 
 
@@ -82,6 +93,12 @@ def customer_fields(customer: Customer) -> dict[str, Any]:
         "discount_percent": format(customer.discount_percent.normalize(), "f"),
         "enabled": customer.enabled,
         "api_key_hint": customer.api_key_hint,
+        "allowed_ips": None if customer.allowed_ips is None else [str(n) for n in customer.allowed_ips],
+        "daily_spend_limit": money(customer.daily_spend_limit),
+        "spent_today": money(customer.spent_today if customer.spent_day == datetime.now(UTC).date() else None)
+        or "0.00",
+        "ip_refused_at": customer.ip_refused_at,
+        "ip_refused_from": customer.ip_refused_from,
         "created_at": customer.created_at,
     }
 
@@ -135,7 +152,11 @@ class CustomerController(Controller):
     async def show(self, customer_id: Id, db: DbSession) -> CustomerOut:
         return CustomerOut(**customer_fields(await domain.require_customer(db, customer_id)))
 
-    @patch("/{customer_id:int}", summary="Rename, enable or disable, set dialect or discount", responses=ERRORS)
+    @patch(
+        "/{customer_id:int}",
+        summary="Rename, enable or disable, set dialect, discount, allowed IPs or daily spend limit",
+        responses=ERRORS,
+    )
     async def update(
         self, request: Request[Any, Any, Any], customer_id: Id, data: JSONBody[CustomerPatch], db: DbSession
     ) -> CustomerOut:
@@ -148,6 +169,10 @@ class CustomerController(Controller):
             values["dialect"] = domain.validate_dialect(data.dialect)
         if data.discount_percent is not msgspec.UNSET:
             values["discount_percent"] = domain.validate_discount(data.discount_percent)
+        if data.allowed_ips is not msgspec.UNSET:
+            values["allowed_ips"] = domain.validate_allowed_ips(data.allowed_ips)
+        if data.daily_spend_limit is not msgspec.UNSET:
+            values["daily_spend_limit"] = domain.validate_spend_limit(data.daily_spend_limit)
         customer = await domain.require_customer(db, customer_id)
         before = customer_fields(customer)
         customer = await domain.update_customer(db, customer, values)

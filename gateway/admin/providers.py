@@ -16,6 +16,7 @@ from litestar.params import JSONBody, PathParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import audit
+from gateway.admin.auth import ADMIN_ONLY
 from gateway.admin.common import ERRORS, UPSTREAM_ERRORS, UpstreamFailed, actor, money
 from gateway.admin.deps import DbSession, ProvidersDep, SessionsDep, SettingsDep
 from gateway.catalog import balances
@@ -128,7 +129,7 @@ class ProviderController(Controller):
     path = "/providers"
     tags = ["providers"]
 
-    @post("/", summary="Register an upstream provider", status_code=201, responses=ERRORS)
+    @post("/", summary="Register an upstream provider", status_code=201, responses=ERRORS, opt=ADMIN_ONLY)
     async def create(
         self, request: Request[Any, Any, Any], data: JSONBody[ProviderCreate], db: DbSession, settings: SettingsDep
     ) -> ProviderOut:
@@ -149,7 +150,7 @@ class ProviderController(Controller):
     async def show(self, provider_id: ProviderId, db: DbSession) -> ProviderOut:
         return provider_out(await domain.require_provider(db, provider_id))
 
-    @patch("/{provider_id:int}", summary="Change a provider", responses=ERRORS)
+    @patch("/{provider_id:int}", summary="Change a provider", responses=ERRORS, opt=ADMIN_ONLY)
     async def update(
         self,
         request: Request[Any, Any, Any],

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from litestar import get
+from typing import Any
+
+from litestar import Request, get
 
 from gateway import __version__
-from gateway.admin.common import ERRORS
+from gateway.admin.common import ERRORS, actor
 from gateway.admin.deps import DbSession, SettingsDep
 from gateway.db import head_revision, revision_of
 
 
-@get("/system", summary="Version, schema revision and the non-secret settings", responses=ERRORS)
-async def system_info(db: DbSession, settings: SettingsDep) -> dict[str, object]:
+@get("/system", summary="Version, schema revision, the non-secret settings, and the caller's scope", responses=ERRORS)
+async def system_info(request: Request[Any, Any, Any], db: DbSession, settings: SettingsDep) -> dict[str, object]:
     revision = await revision_of(await db.connection())
+    caller = actor(request)
     return {
+        # Who is asking, and what the token may do (the console shows only those actions).
+        "actor": str(caller),
+        "scope": caller.scope,
         "version": __version__,
         "schema_revision": revision,
         "schema_head": head_revision(),

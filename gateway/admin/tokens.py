@@ -10,6 +10,7 @@ from litestar import Controller, Request, delete, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from gateway import access, audit
+from gateway.admin.auth import ADMIN_ONLY
 from gateway.admin.common import ERRORS, actor
 from gateway.admin.deps import DbSession
 from gateway.models import AdminToken
@@ -21,11 +22,14 @@ Before = Annotated[int | None, QueryParameter(gt=0, le=2**62)]
 
 class TokenCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: str
+    # Least privilege by default: a token that only reads.
+    scope: str = "read"
 
 
 class TokenOut(msgspec.Struct):
     id: int
     name: str
+    scope: str
     created_at: datetime
     revoked_at: datetime | None
 
@@ -37,6 +41,7 @@ class NewTokenOut(TokenOut):
 class AuditOut(msgspec.Struct):
     id: int
     actor: str
+    scope: str | None
     action: str
     entity: str
     entity_id: str | None
@@ -46,18 +51,28 @@ class AuditOut(msgspec.Struct):
 
 
 def token_out(token: AdminToken) -> TokenOut:
-    return TokenOut(id=token.id, name=token.name, created_at=token.created_at, revoked_at=token.revoked_at)
+    return TokenOut(
+        id=token.id, name=token.name, scope=token.scope, created_at=token.created_at, revoked_at=token.revoked_at
+    )
 
 
 class TokenController(Controller):
     path = "/tokens"
     tags = ["admin access"]
 
-    @post("/", summary="Issue a named admin token; shown this once", status_code=201, responses=ERRORS)
+    @post(
+        "/",
+        summary="Issue a named admin token of a scope (read, operator, admin); shown this once",
+        status_code=201,
+        responses=ERRORS,
+        opt=ADMIN_ONLY,
+    )
     async def create(self, request: Request[Any, Any, Any], data: JSONBody[TokenCreate], db: DbSession) -> NewTokenOut:
-        issued = await access.issue_token(db, data.name)
+        issued = await access.issue_token(db, data.name, data.scope)
         row = issued.row
-        await audit.record(db, actor(request), "token.create", "admin_token", row.id, None, {"name": row.name})
+        await audit.record(
+            db, actor(request), "token.create", "admin_token", row.id, None, {"name": row.name, "scope": row.scope}
+        )
         return NewTokenOut(**msgspec.structs.asdict(token_out(row)), token=issued.token)
 
     @get("/", summary="Named admin tokens (never the tokens themselves)", responses=ERRORS)
@@ -65,7 +80,11 @@ class TokenController(Controller):
         return [token_out(r) for r in await access.list_tokens(db)]
 
     @delete(
-        "/{token_id:int}", summary="Revoke a named token; it stops working at once", status_code=204, responses=ERRORS
+        "/{token_id:int}",
+        summary="Revoke a named token; it stops working at once",
+        status_code=204,
+        responses=ERRORS,
+        opt=ADMIN_ONLY,
     )
     async def revoke(self, request: Request[Any, Any, Any], token_id: Id, db: DbSession) -> None:
         name = await access.revoke_token(db, token_id)
@@ -91,6 +110,7 @@ class AuditController(Controller):
             AuditOut(
                 id=r.id,
                 actor=r.actor,
+                scope=r.scope,
                 action=r.action,
                 entity=r.entity,
                 entity_id=r.entity_id,

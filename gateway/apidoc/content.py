@@ -384,6 +384,7 @@ _WHEN: Mapping[str, str] = {
     "INCORRECT_ORDER": "the order does not exist or is not yours",
     "REFILL_NOT_FOUND": "the refill does not exist or is not yours",
     "NOT_ENOUGH_FUNDS": "your balance does not cover the charge",
+    "DAILY_SPEND_LIMIT_REACHED": "the charge would take what you spent today (UTC) past the daily limit the panel set",
     "INCORRECT_LINK": "the link is missing or is not a link or username",
     "TOO_MANY_IDS": f"more than {MAX_IDS} ids in one call",
     "REFILL_NOT_AVAILABLE": "the service has no refill, or the order is not completed",

@@ -4,6 +4,9 @@ rotation, settings, and their ledger. The one home of the customer: the table is
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -20,10 +23,78 @@ from gateway.money import HUNDRED, MoneyError, parse_amount, parse_decimal
 
 # The key lookup of every v2 call, with the catalog revision in the same round trip.
 CUSTOMER_BY_KEY_HASH = text(
-    "SELECT id, api_key_hash, enabled, balance, dialect, discount_percent,"
+    "SELECT id, api_key_hash, enabled, balance, dialect, discount_percent, allowed_ips::text[] AS allowed_ips,"
     " (SELECT revision FROM catalog_revision WHERE id = 1) AS catalog_revision"
     " FROM customers WHERE api_key_hash = :hash"
 )
+# A key used from outside its allowlist: the operator sees when and from where (at most one write
+# every 10 s per customer, whatever the caller sends).
+NOTE_IP_REFUSAL = text(
+    "UPDATE customers SET ip_refused_at = now(), ip_refused_from = :address"
+    " WHERE id = :id AND (ip_refused_at IS NULL OR ip_refused_at < now() - interval '10 seconds')"
+)
+MAX_ALLOWED_IPS = 100
+_LIMIT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@functools.lru_cache(maxsize=4096)
+def _networks(ranges: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(r, strict=False) for r in ranges)
+
+
+def address_allowed(ranges: tuple[str, ...] | None, address: str) -> bool:
+    """Whether ``address`` may use a key whose allowlist is ``ranges`` (None: any address)."""
+    if ranges is None:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in _networks(ranges))
+
+
+def validate_allowed_ips(values: object) -> list[str] | None:
+    """The operator's allowlist as CIDR ranges (addresses become /32 or /128); empty: None."""
+    if values is None:
+        return None
+    if not isinstance(values, list) or len(values) > MAX_ALLOWED_IPS:
+        raise InvalidInput(
+            f"allowed_ips must be a list of at most {MAX_ALLOWED_IPS} addresses or CIDR ranges", field="allowed_ips"
+        )
+    ranges: list[str] = []
+    for index, value in enumerate(values):
+        try:
+            if not isinstance(value, str) or not value.isascii() or value != value.strip():
+                raise ValueError
+            network = ipaddress.ip_network(value, strict=True)
+        except ValueError:
+            raise InvalidInput(
+                f"allowed_ips[{index}] must be an address or a CIDR range such as 203.0.113.0/24",
+                field="allowed_ips",
+            ) from None
+        if str(network) not in ranges:
+            ranges.append(str(network))
+    return ranges or None
+
+
+def validate_spend_limit(value: object) -> Decimal | None:
+    """A daily spend limit: a positive amount, or None for no limit."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or (isinstance(value, str) and not _LIMIT.fullmatch(value)):
+        raise InvalidInput("daily_spend_limit must be an amount such as 25 or 25.50", field="daily_spend_limit")
+    limit = validate_amount(value, "daily_spend_limit")
+    if limit <= 0:
+        raise InvalidInput("daily_spend_limit must be positive (or null: no limit)", field="daily_spend_limit")
+    return limit
+
+
+async def note_ip_refusal(hot: HotPathPool, customer_id: int, address: str) -> None:
+    await hot.fetchrow(NOTE_IP_REFUSAL, id=customer_id, address=address[:45])
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +107,8 @@ class CustomerAccount:
     dialect: str | None
     discount_percent: Decimal
     catalog_revision: int
+    # The ranges the key may be used from (None: anywhere).
+    allowed_ips: tuple[str, ...] | None = None
 
 
 async def account_for_key(hot: HotPathPool, key: str | None) -> CustomerAccount | None:
@@ -51,6 +124,7 @@ async def account_for_key(hot: HotPathPool, key: str | None) -> CustomerAccount 
         dialect=row["dialect"],
         discount_percent=row["discount_percent"],
         catalog_revision=row["catalog_revision"],
+        allowed_ips=None if row["allowed_ips"] is None else tuple(row["allowed_ips"]),
     )
 
 

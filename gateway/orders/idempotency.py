@@ -36,6 +36,7 @@ from sqlalchemy.exc import DBAPIError
 from gateway.db import HotPathPool
 from gateway.errors import (
     ACTIVE_ORDER_EXISTS,
+    DAILY_SPEND_LIMIT_REACHED,
     IDEMPOTENCY_IN_PROGRESS,
     IDEMPOTENCY_KEY_REUSED,
     INCORRECT_IDEMPOTENCY_KEY,
@@ -188,7 +189,12 @@ class IdempotencyKeys:
         except ProtocolError as exc:
             # A concurrent call with this key may have charged first: then its funds, its link or
             # a database hiccup are why this one failed, and its order is the answer.
-            if exc.message not in (NOT_ENOUGH_FUNDS, ACTIVE_ORDER_EXISTS, SERVICE_UNAVAILABLE):
+            if exc.message not in (
+                NOT_ENOUGH_FUNDS,
+                DAILY_SPEND_LIMIT_REACHED,
+                ACTIVE_ORDER_EXISTS,
+                SERVICE_UNAVAILABLE,
+            ):
                 raise
             with contextlib.suppress(DBAPIError):
                 found = await self._previous(customer_id, call)

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from gateway.catalog.pricebook import PriceBook
 from gateway.errors import (
     ACTIVE_ORDER_EXISTS,
+    DAILY_SPEND_LIMIT_REACHED,
     INCORRECT_REQUEST,
     INCORRECT_SERVICE,
     NOT_ENOUGH_FUNDS,
@@ -104,7 +105,8 @@ async def place_order(
         log.warning("database error while charging an order", exc_info=True)
         raise ProtocolError(SERVICE_UNAVAILABLE) from None
     if created is None:
-        raise ProtocolError(NOT_ENOUGH_FUNDS)
+        covered = await orders.funds_cover(customer.id, charge)
+        raise ProtocolError(DAILY_SPEND_LIMIT_REACHED if covered else NOT_ENOUGH_FUNDS)
     order_id, created_at = created
     failpoint("after_charge")
     order = OrderToSend(

@@ -55,14 +55,20 @@ _ACTIVE = sql_list(s for s in OrderStatus if s not in FINAL_STATUSES)
 
 # --- placing ----------------------------------------------------------------------------------
 
-# The whole charge in one statement: debit the balance (guarded), insert the order (on the route
-# it is sent to first), append the charge entry. No row back: not enough funds, nothing changed. The order starts in ``submitting``
+# The whole charge in one statement: debit the balance (guarded by the funds and the customer's
+# daily spend limit, both read from the row the UPDATE locks, so concurrent adds cannot pass
+# either), insert the order (on the route it is sent to first), append the charge entry. No row
+# back: not enough funds or the day's limit reached, nothing changed. The order starts in ``submitting``
 # because the caller sends it upstream right after; a crash before that leaves an order that the
 # recovery sweep marks ``unknown`` (never sent twice) rather than one that might be sent again.
 _CHARGE_AND_CREATE = """
     WITH debit AS (
-        UPDATE customers SET balance = balance - :charge, updated_at = now()
+        UPDATE customers SET balance = balance - :charge,
+                             spent_today = {spent_today} + :charge,
+                             spent_day = {today},
+                             updated_at = now()
         WHERE id = :customer_id AND balance >= :charge
+          AND (daily_spend_limit IS NULL OR {spent_today} + :charge <= daily_spend_limit)
         RETURNING id, balance
     ),
     created AS (
@@ -87,8 +93,20 @@ _KEYED = """,
         SELECT :customer_id, :idempotency_key, 'add', :request_hash, id FROM created
     )"""
 IDEMPOTENCY_KEY_CONSTRAINT = "pk_idempotent_requests"
-CHARGE_AND_CREATE = text(_CHARGE_AND_CREATE.format(keyed="")).bindparams(bindparam("params", type_=JSONB))
-CHARGE_AND_CREATE_KEYED = text(_CHARGE_AND_CREATE.format(keyed=_KEYED)).bindparams(bindparam("params", type_=JSONB))
+# The day a daily spend limit counts is the UTC day; what was spent on an earlier day counts 0.
+_TODAY = "(now() AT TIME ZONE 'UTC')::date"
+_SPENT_TODAY = f"CASE WHEN spent_day = {_TODAY} THEN spent_today ELSE 0 END"
+CHARGE_AND_CREATE = text(_CHARGE_AND_CREATE.format(keyed="", spent_today=_SPENT_TODAY, today=_TODAY)).bindparams(
+    bindparam("params", type_=JSONB)
+)
+CHARGE_AND_CREATE_KEYED = text(
+    _CHARGE_AND_CREATE.format(keyed=_KEYED, spent_today=_SPENT_TODAY, today=_TODAY)
+).bindparams(bindparam("params", type_=JSONB))
+# Why a charge changed nothing: the funds, or else the day's limit.
+FUNDS_COVER = text("SELECT balance >= :charge FROM customers WHERE id = :customer_id")
+# The duplicate-link guard's lock: adds on one customer, service and link take turns, so the
+# check for an active order and the charge are one step for each (held to the commit).
+LINK_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:lock_key, 0))")
 
 ACTIVE_ORDER_ON_LINK = text(
     f"""
@@ -845,8 +863,10 @@ class OrderStore:
         self, values: dict[str, Any], *, guard_link: bool, idempotency: tuple[str, bytes] | None = None
     ) -> tuple[int, datetime] | None:
         """Charge the customer and create the order ``submitting``, in one statement (no row:
-        not enough funds). With ``guard_link`` the check for an active order on the same link and
-        the charge share a transaction; an active order raises :class:`ActiveOrderOnLink`. With
+        not enough funds, or the daily spend limit). With ``guard_link`` the check for an active
+        order on the same link and the charge share a transaction under a lock of that customer,
+        service and link (so concurrent adds on one link cannot both pass); an active order raises
+        :class:`ActiveOrderOnLink`. With
         ``idempotency`` (key, request hash) the key is stored with the order by the same
         statement; a key another call already stored raises :class:`IdempotencyKeyTaken` (and
         nothing was charged)."""
@@ -860,6 +880,8 @@ class OrderStore:
                 record = await self._hot.fetchrow(statement, **values)
                 return None if record is None else (record["id"], record["created_at"])
             async with self._engine.begin() as conn:
+                lock_key = f"link:{values['customer_id']}:{values['service_id']}:{values['link']}"
+                await conn.execute(LINK_LOCK, {"lock_key": lock_key})
                 active = await conn.execute(
                     ACTIVE_ORDER_ON_LINK,
                     {"service_id": values["service_id"], "link": values["link"], "customer_id": values["customer_id"]},
@@ -872,6 +894,12 @@ class OrderStore:
             if violated_constraint(exc) == IDEMPOTENCY_KEY_CONSTRAINT:
                 raise IdempotencyKeyTaken from None
             raise
+
+    async def funds_cover(self, customer_id: int, charge: Decimal) -> bool:
+        """Whether the customer's balance covers ``charge`` (after a charge changed nothing: if it
+        does, the daily spend limit is why)."""
+        row = await self._hot.fetchrow(FUNDS_COVER, customer_id=customer_id, charge=charge)
+        return row is None or bool(row[0])
 
     async def claim_queued(self, limit: int) -> list[OrderToSend]:
         """Take up to ``limit`` due queued orders into ``submitting`` (committed before any send)."""

@@ -15,12 +15,13 @@ from litestar.exceptions import ClientException
 from sqlalchemy.exc import DBAPIError
 
 from gateway.errors import INCORRECT_REQUEST, INVALID_API_KEY, SERVICE_UNAVAILABLE, ProtocolError
-from gateway.ledger.customers import account_for_key
+from gateway.ledger.customers import account_for_key, address_allowed, note_ip_refusal
 from gateway.observability.logs import current_request_id
 from gateway.orders.idempotency import KEY_HEADER
 from gateway.v2.actions import ACTIONS, Call, V2Parts
+from gateway.v2.clients import Network, client_address
 from gateway.v2.params import request_params
-from gateway.v2.ratelimit import RateLimiter
+from gateway.v2.ratelimit import Limiter
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,9 @@ class V2Edge:
     """What ``/api/v2`` needs from the process (``app.state.v2``, set by the composition root)."""
 
     parts: V2Parts
-    rate_limiter: RateLimiter
+    rate_limiter: Limiter
+    # GATEWAY_TRUSTED_PROXIES: the peers whose X-Forwarded-For is believed.
+    trusted_proxies: tuple[Network, ...]
     # The per-call metric: action label, outcome ("ok"/"error"), seconds.
     observe: Callable[[str, str, float], None]
 
@@ -65,12 +68,20 @@ async def api_v2(request: Request[Any, Any, Any]) -> Response[bytes]:
         params = await request_params(request)
         action_name = params.get("action", "").strip().lower()
         action_label = action_name if action_name in ACTIONS else "unknown"
-        # Keyless calls share one bucket per client address.
-        client_host = request.client.host if request.client else "unknown"
-        edge.rate_limiter.check(params.get("key") or f"addr:{client_host}")
+        address = client_address(request.scope, edge.trusted_proxies)
+        # An address that used up its guesses of keys is refused before any database lookup.
+        await edge.rate_limiter.before_lookup(address)
         caller = await account_for_key(edge.parts.hot, params.get("key"))
         if caller is None:
+            await edge.rate_limiter.invalid_key(address)
             raise ProtocolError(INVALID_API_KEY)
+        if not address_allowed(caller.allowed_ips, address):
+            # Answered exactly like an invalid key; the operator sees it on the customer.
+            await edge.rate_limiter.invalid_key(address)
+            await note_ip_refusal(edge.parts.hot, caller.id, address)
+            log.warning("v2: customer %s's key used from %s, outside its allowed IPs; refused", caller.id, address)
+            raise ProtocolError(INVALID_API_KEY)
+        await edge.rate_limiter.customer(caller.id)
         action = ACTIONS.get(action_name)
         if action is None:
             raise ProtocolError(INCORRECT_REQUEST)

@@ -54,7 +54,7 @@ async def _order(runtime: Runtime, customer_id: int, service_id: int, provider_i
 async def test_named_tokens_work_until_revoked_and_are_audited(
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
-    created = await client.post("/admin/tokens", json={"name": "console"}, headers=admin_headers)
+    created = await client.post("/admin/tokens", json={"name": "console", "scope": "operator"}, headers=admin_headers)
     assert created.status_code == 201
     token = created.json()["token"]
     named = {"Authorization": f"Bearer {token}"}

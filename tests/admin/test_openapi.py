@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.reliability.conftest import gateway
 
-TOKEN = "reliability-admin-token"
+TOKEN = "reliability-admin-token-0123456789abcdef"
 # Routes that call an upstream: a generated provider URL could point anywhere, and tests talk to
 # loopback only. They have their own tests against the simulator.
 CALLS_UPSTREAM = (

@@ -120,6 +120,12 @@ def test_the_python_example_against_a_running_gateway(
     refused = api.order(service=999999, link="https://instagram.com/p/x", quantity=100)
     assert refused == {"error": errors.INCORRECT_SERVICE}
 
+    # The canceled order's refund lands with the worker's next status sync: wait for it, so the
+    # balance the script prints is the one read after it.
+    deadline = time.monotonic() + 60
+    while api.status(second["order"])["status"] != "Canceled":
+        assert time.monotonic() < deadline, "the canceled order never became Canceled"
+        time.sleep(0.1)
     # Run as a script, the way its docstring says.
     done = subprocess.run(
         [sys.executable, str(path), live.key], capture_output=True, text=True, timeout=60, cwd=tmp_path

@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / "var" / "bench"
 DATABASE = "gw_bench"
-ADMIN_TOKEN = "bench-admin-token-0123456789"
+ADMIN_TOKEN = "bench-admin-token-0123456789-abcdefgh"
 SIM_KEY = "bench-upstream-key"
 BIG_BALANCE = "1000000000"
 

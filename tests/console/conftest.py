@@ -24,7 +24,7 @@ from tests.clients.conftest import LiveGateway, live, live_env  # noqa: F401 - t
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, Request
 
-ADMIN_TOKEN = "reliability-admin-token"  # what tests.reliability.conftest.process_env configures
+ADMIN_TOKEN = "reliability-admin-token-0123456789abcdef"  # what tests.reliability.conftest.process_env configures
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",

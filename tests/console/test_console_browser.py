@@ -315,3 +315,36 @@ def test_an_operator_sets_failover_routes_and_sees_where_an_order_went(console: 
     expect(page.locator("#order-route")).to_have_text("1 (failover)")
     expect(page.locator("#order-routes-tried")).to_contain_text("service gone upstream: Incorrect service ID")
     expect(page.locator("#order-state")).to_have_text("placed")
+
+
+def test_each_token_sees_only_the_actions_its_scope_allows(console: Console) -> None:
+    page = console.page
+    with admin(console) as api:
+        reader = api.post("/tokens", json={"name": "auditor", "scope": "read"}).json()
+        operator = api.post("/tokens", json={"name": "support", "scope": "operator"}).json()
+    console.go("#/customers")
+    sign_in(console, reader["token"])
+    expect(page.get_by_role("heading", name="Customers", level=1)).to_be_visible()
+    expect(page.get_by_role("button", name="Create customer")).to_be_hidden()
+    nav(console, "Catalog")
+    expect(page.locator("#services-table tbody tr").first).to_be_visible()
+    # The actions are on the page, hidden: a read token only looks.
+    actions = page.locator("#services-table [data-needs=operator]")
+    expect(actions.first).to_be_attached()
+    expect(actions.first).to_be_hidden()
+    expect(page.get_by_role("button", name=re.compile("^Routes of service")).first).to_be_hidden()
+    expect(page.get_by_role("button", name=re.compile("^Sync "))).to_be_hidden()
+    expect(page.get_by_text("Add a provider")).to_be_hidden()
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(console, operator["token"])
+    nav(console, "Customers")
+    expect(page.get_by_role("button", name="Create customer")).to_be_visible()
+    nav(console, "Catalog")
+    expect(page.get_by_role("button", name=re.compile("^Sync ")).first).to_be_visible()
+    expect(page.get_by_text("Add a provider")).to_be_hidden()
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(console)
+    nav(console, "Catalog")
+    expect(page.get_by_text("Add a provider")).to_be_visible()

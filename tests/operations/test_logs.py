@@ -93,7 +93,7 @@ def test_json_lines(captured: Captured) -> None:
 
 
 async def test_secrets_are_redacted(captured: Captured) -> None:
-    admin_token = "operator-" + secrets.token_hex(8)
+    admin_token = "operator-" + secrets.token_hex(16)
     upstream_key = "upstream-" + secrets.token_hex(8)
     captured.configure(
         make_settings(admin_token=admin_token, upstream_url="http://x.test/api/v2", upstream_key=upstream_key)
@@ -128,7 +128,7 @@ def test_request_ids_from_clients_are_taken_only_when_plain() -> None:
 
 async def test_no_secret_reaches_the_logs_of_a_whole_scenario(database_url: str, tmp_path: Path) -> None:
     db = Db(database_url)
-    admin_token = "adm-token-" + secrets.token_hex(12)
+    admin_token = "adm-token-" + secrets.token_hex(16)
     sim_key = "sim-key-" + secrets.token_hex(12)
     admin = {"Authorization": f"Bearer {admin_token}"}
     customer_keys: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -32,6 +33,13 @@ class Shop:
     customer_id: int
     key: str
     services: dict[int, int]  # upstream service id -> gateway service id
+    app: Litestar
+
+    def client_from(self, address: str, **headers: str) -> httpx.AsyncClient:
+        """Another client of the same app, calling from ``address`` (the app's lifespan is the
+        shop's): for limits and allowlists per client address."""
+        transport = httpx.ASGITransport(app=self.app, client=(address, 40000))  # type: ignore[arg-type]
+        return httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers)
 
     async def v2(self, key: str | None = None, **params: Any) -> Any:
         response = await self.client.post("/api/v2", data={"key": key or self.key, **params})
@@ -102,9 +110,12 @@ def sim_config() -> SimulatorConfig:
     return SimulatorConfig(speed=0)
 
 
-@pytest.fixture
-async def shop(settings: Settings, database_url: str, sim_config: SimulatorConfig) -> AsyncIterator[Shop]:
-    async with running_simulator(sim_config) as sim:
+@contextlib.asynccontextmanager
+async def shop_with(
+    settings: Settings, database_url: str, sim_config: SimulatorConfig | None = None
+) -> AsyncIterator[Shop]:
+    """A shop on ``settings``: the app, a simulator synced as its provider, a customer with 100."""
+    async with running_simulator(sim_config or SimulatorConfig(speed=0)) as sim:
         app: Litestar = create_app(settings, database_url=database_url)
         runtime: Runtime = app.state.runtime
         async with serving(app) as client:
@@ -113,7 +124,13 @@ async def shop(settings: Settings, database_url: str, sim_config: SimulatorConfi
             customer_id, key = await make_customer(runtime, balance="100")
             async with runtime.engine.connect() as conn:
                 rows = (await conn.execute(text("SELECT upstream_service_id, id FROM services"))).all()
-            yield Shop(client, runtime, sim, provider_id, customer_id, key, dict(rows))
+            yield Shop(client, runtime, sim, provider_id, customer_id, key, dict(rows), app)
+
+
+@pytest.fixture
+async def shop(settings: Settings, database_url: str, sim_config: SimulatorConfig) -> AsyncIterator[Shop]:
+    async with shop_with(settings, database_url, sim_config) as result:
+        yield result
 
 
 D = Decimal

@@ -33,7 +33,7 @@ from tests.factories import balance_of, make_customer, make_provider, make_servi
 from tests.orders.conftest import Shop, shop_settings
 
 FOLLOWERS = 102  # 0.45 per 1000, min 100
-ADMIN = {"Authorization": "Bearer test-admin-token-0123456789"}
+ADMIN = {"Authorization": "Bearer test-admin-token-0123456789-abcdefghij"}
 D = Decimal
 
 

@@ -43,7 +43,7 @@ async def test_markup_and_discount_are_charged_and_profit_recorded(shop: Shop) -
     await shop.client.post(
         "/admin/markup-rules",
         json={"scope": "global", "percent": "100"},
-        headers={"Authorization": "Bearer test-admin-token-0123456789"},
+        headers={"Authorization": "Bearer test-admin-token-0123456789-abcdefghij"},
     )
     _, key = await make_customer(shop.runtime, balance="10", discount_percent="10")
     answer = await shop.v2(
@@ -141,7 +141,7 @@ async def test_refused_connection_queues_the_order(shop: Shop) -> None:
 async def test_five_hundred_concurrent_adds_on_one_balance(shop: Shop) -> None:
     """500 simultaneous adds of 1.00 against 100.00: exactly 100 orders, balance 0.00, 100 upstream adds."""
     package = 114  # Story Views package, rate 0.35 -> fix the price at 1.00
-    headers = {"Authorization": "Bearer test-admin-token-0123456789"}
+    headers = {"Authorization": "Bearer test-admin-token-0123456789-abcdefghij"}
     await shop.client.patch(f"/admin/services/{shop.services[package]}", json={"rate": "1.00"}, headers=headers)
 
     async def one() -> object:
@@ -245,7 +245,7 @@ async def test_upstream_calls_are_logged_against_the_order(shop: Shop) -> None:
     await shop.runtime.call_log.flush(shop.runtime.engine)
     detail = (
         await shop.client.get(
-            f"/admin/orders/{order_id}", headers={"Authorization": "Bearer test-admin-token-0123456789"}
+            f"/admin/orders/{order_id}", headers={"Authorization": "Bearer test-admin-token-0123456789-abcdefghij"}
         )
     ).json()
     assert [(c["action"], c["outcome"]) for c in detail["upstream_calls"]] == [("add", "unknown")]

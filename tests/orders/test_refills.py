@@ -19,7 +19,7 @@ from gateway.simulator.faults import FaultRule
 from tests.orders.conftest import Shop
 
 FOLLOWERS_REFILL = 101
-ADMIN = {"Authorization": "Bearer test-admin-token-0123456789"}
+ADMIN = {"Authorization": "Bearer test-admin-token-0123456789-abcdefghij"}
 
 
 async def completed_order(shop: Shop, link: str) -> tuple[int, int]:

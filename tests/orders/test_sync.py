@@ -14,7 +14,7 @@ from tests.factories import balance_of
 from tests.orders.conftest import Shop
 
 FOLLOWERS = 102  # 0.45 per 1000
-ADMIN = {"Authorization": "Bearer test-admin-token-0123456789"}
+ADMIN = {"Authorization": "Bearer test-admin-token-0123456789-abcdefghij"}
 
 
 async def _place(shop: Shop, quantity: int = 1000) -> tuple[int, int]:

@@ -25,7 +25,7 @@ from tests.reliability.conftest import gateway, wait_for, worker_process
 pytestmark = pytest.mark.slow
 
 FOLLOWERS = 102
-ADMIN = {"Authorization": "Bearer reliability-admin-token"}
+ADMIN = {"Authorization": "Bearer reliability-admin-token-0123456789abcdef"}
 
 
 class Db:

@@ -20,7 +20,7 @@ from tests.reliability.conftest import gateway
 from tests.reliability.test_crash import Db, _prepare
 
 pytestmark = pytest.mark.slow
-ADMIN = {"Authorization": "Bearer reliability-admin-token"}
+ADMIN = {"Authorization": "Bearer reliability-admin-token-0123456789abcdef"}
 START_BALANCE = Decimal("2.00")
 
 

@@ -3,14 +3,16 @@ duplicate-link guard; and the refill status kept fresh by the worker."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from gateway.app import create_app
 from gateway.orders.refills import sync_refills
 from gateway.orders.sync import check_statuses
-from gateway.v2.ratelimit import RateLimiter
+from gateway.v2.ratelimit import Buckets, RateLimited
 from tests.conftest import serving
-from tests.orders.conftest import Shop, shop_settings
+from tests.orders.conftest import Shop, shop_settings, shop_with
 
 FOLLOWERS_REFILL = 101
 FOLLOWERS = 102
@@ -18,25 +20,48 @@ FOLLOWERS = 102
 
 def test_token_bucket_refills_over_time() -> None:
     now = [0.0]
-    limiter = RateLimiter(60, clock=lambda: now[0])
+    buckets = Buckets(60, clock=lambda: now[0])
     for _ in range(60):
-        limiter.check("k")
-    with pytest.raises(Exception) as caught:
-        limiter.check("k")
-    assert caught.value.headers == {"Retry-After": "1"}  # type: ignore[attr-defined]
-    limiter.check("other")  # keys are independent
+        buckets.take("k")
+    with pytest.raises(RateLimited) as caught:
+        buckets.take("k")
+    assert caught.value.headers == {"Retry-After": "1"}
+    buckets.take("other")  # names are independent
     now[0] += 1.0
-    limiter.check("k")
+    buckets.take("k")
 
 
-async def test_rate_limited_answer_is_the_protocol_error_with_retry_after(database_url: str) -> None:
-    app = create_app(shop_settings(rate_limit_per_minute=5), database_url=database_url)
-    async with serving(app) as client:
-        answers = [await client.post("/api/v2", data={"key": "k", "action": "balance"}) for _ in range(7)]
-    assert [a.json() for a in answers[:5]] == [{"error": "Invalid API key"}] * 5
+def test_bucket_memory_is_bounded_and_keeps_the_recent_ones() -> None:
+    now = [0.0]
+    buckets = Buckets(1000, clock=lambda: now[0], max_tracked=100)
+    for _ in range(30):
+        buckets.take("real")
+    for i in range(10_000):
+        buckets.take(f"made-up-{i}")
+        if i % 50 == 0:
+            buckets.take("real")  # in use: never the least recently used
+    assert len(buckets) <= 100
+    # The real one kept its level through the flood: 30 + 200 taken, 770 left (the clock stood still).
+    for _ in range(770):
+        buckets.take("real")
+    with pytest.raises(RateLimited):
+        buckets.take("real")
+
+
+async def test_rate_limited_answer_is_the_protocol_error_with_retry_after(shop_limited: Shop) -> None:
+    answers = [
+        await shop_limited.client.post("/api/v2", data={"key": shop_limited.key, "action": "balance"}) for _ in range(7)
+    ]
+    assert all("balance" in a.json() for a in answers[:5])
     assert answers[5].status_code == 200
     assert answers[5].json() == {"error": "Too many requests, try again later"}
     assert int(answers[5].headers["retry-after"]) >= 1
+
+
+@pytest.fixture
+async def shop_limited(database_url: str) -> AsyncIterator[Shop]:
+    async with shop_with(shop_settings(rate_limit_per_minute=5), database_url) as shop:
+        yield shop
 
 
 async def test_oversized_body_is_refused_cheaply(shop: Shop) -> None:

@@ -3,6 +3,10 @@
 
 const TOKEN_KEY = "gateway.console.adminToken";
 
+// The signed-in token's scope (read, operator, admin), learnt from GET /admin/system; kept in
+// memory only (the page shows a token only the actions it may take; the gateway enforces them).
+let scope = null;
+
 export const session = {
   token() {
     return sessionStorage.getItem(TOKEN_KEY);
@@ -12,6 +16,17 @@ export const session = {
   },
   signOut() {
     sessionStorage.removeItem(TOKEN_KEY);
+    scope = null;
+  },
+  scope() {
+    return scope;
+  },
+  async learnScope() {
+    if (scope === null) {
+      const system = await api("GET", "/system");
+      scope = system.scope || "read";
+    }
+    return scope;
   },
 };
 

@@ -98,6 +98,8 @@ async function render() {
   if (page === signin) signInMessage = "";
   let view;
   try {
+    if (page !== signin) document.documentElement.dataset.scope = await session.learnScope();
+    else delete document.documentElement.dataset.scope;
     view = await page.render(context);
   } catch (error) {
     if (current !== generation) return;

@@ -182,7 +182,7 @@ function servicesSection(catalog, reloadServices) {
       );
       parts.push(clear);
     }
-    return h("div", { class: "actions" }, parts);
+    return h("div", { class: "actions", "data-needs": "operator" }, parts);
   }
 
   function draw() {

@@ -76,7 +76,7 @@ function fundsForm(customerId, onMoved) {
   const note = h("input", { id: "funds-note", maxlength: 500, "data-field": "note", autocomplete: "off" });
   const form = h(
     "form",
-    { class: "card", "aria-labelledby": "funds-title", novalidate: true },
+    { class: "card", "aria-labelledby": "funds-title", novalidate: true, "data-needs": "operator" },
     h("h2", { id: "funds-title" }, "Add or deduct funds"),
     h(
       "div",
@@ -118,7 +118,7 @@ function settingsForm(customer, onSaved) {
   const discount = h("input", { id: "customer-discount", inputmode: "decimal", value: customer.discount_percent, "data-field": "discount_percent" });
   const form = h(
     "form",
-    { class: "card", "aria-labelledby": "settings-title", novalidate: true },
+    { class: "card", "aria-labelledby": "settings-title", novalidate: true, "data-needs": "operator" },
     h("h2", { id: "settings-title" }, "Settings"),
     h(
       "div",
@@ -179,7 +179,7 @@ function accessSection(customer, onChanged) {
   });
   return h(
     "section",
-    { "aria-labelledby": "access-title" },
+    { "aria-labelledby": "access-title", "data-needs": "operator" },
     h("h2", { id: "access-title" }, "Access"),
     h("div", { class: "actions" }, toggle, rotate),
   );
@@ -198,7 +198,7 @@ function ratesSection(customerId) {
           {
             label: "Actions",
             cell: (r) => {
-              const remove = h("button", { type: "button", class: "secondary small" }, `Remove price of service ${r.service_id}`);
+              const remove = h("button", { type: "button", class: "secondary small", "data-needs": "operator" }, `Remove price of service ${r.service_id}`);
               remove.addEventListener("click", () =>
                 busy(remove, async () => {
                   await del(`/customers/${customerId}/rates/${r.service_id}`);
@@ -219,7 +219,7 @@ function ratesSection(customerId) {
   const rate = h("input", { id: "rate-value", inputmode: "decimal", required: true, "data-field": "rate" });
   const form = h(
     "form",
-    { class: "filters", novalidate: true, "aria-label": "Set an own price" },
+    { class: "filters", novalidate: true, "aria-label": "Set an own price", "data-needs": "operator" },
     field("Service ID", service),
     field("Rate per 1000", rate, "Used as typed, even below cost."),
     h("button", { type: "submit" }, "Set price"),

@@ -57,7 +57,7 @@ function createForm(onCreated) {
   const discount = h("input", { id: "new-customer-discount", inputmode: "decimal", value: "0", "data-field": "discount_percent" });
   const form = h(
     "form",
-    { class: "card", "aria-labelledby": "create-title", novalidate: true },
+    { class: "card", "aria-labelledby": "create-title", novalidate: true, "data-needs": "operator" },
     h("h2", { id: "create-title" }, "New customer"),
     h(
       "div",

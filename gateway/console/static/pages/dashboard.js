@@ -124,7 +124,7 @@ export async function render() {
   const days = fillDays(daily, p.last30.first);
 
   const balancesSlot = h("div", {}, balancesTable(balances));
-  const refresh = h("button", { type: "button", class: "secondary", id: "refresh-balances" }, "Refresh balances from the upstreams");
+  const refresh = h("button", { type: "button", class: "secondary", id: "refresh-balances", "data-needs": "operator" }, "Refresh balances from the upstreams");
   refresh.addEventListener("click", () =>
     busy(refresh, async () => {
       const fresh = await post("/reports/balances/refresh");

@@ -76,7 +76,7 @@ export function markupSection(initialRules, catalog, onChange) {
           {
             label: "Actions",
             cell: (r) => {
-              const remove = h("button", { type: "button", class: "secondary small" }, `Delete rule ${r.id}`);
+              const remove = h("button", { type: "button", class: "secondary small", "data-needs": "operator" }, `Delete rule ${r.id}`);
               remove.addEventListener("click", async () => {
                 const sure = await confirmAction("Delete this markup rule?", "Prices fall back to the next matching rule at once.", "Delete", { danger: true });
                 if (!sure) return;
@@ -165,7 +165,7 @@ export function markupSection(initialRules, catalog, onChange) {
 
   const form = h(
     "form",
-    { class: "card", novalidate: true, "aria-labelledby": "new-rule-title" },
+    { class: "card", novalidate: true, "aria-labelledby": "new-rule-title", "data-needs": "operator" },
     h("h3", { id: "new-rule-title" }, "New markup rule"),
     h(
       "div",

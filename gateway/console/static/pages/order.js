@@ -51,7 +51,7 @@ function resolveForm(o, onDone) {
   failed.addEventListener("change", sync);
   const form = h(
     "form",
-    { class: "card", novalidate: true, "aria-labelledby": "resolve-title" },
+    { class: "card", novalidate: true, "aria-labelledby": "resolve-title", "data-needs": "operator" },
     h("h2", { id: "resolve-title" }, "Resolve this order"),
     h(
       "p",
@@ -112,7 +112,7 @@ function settleForm(o, onDone) {
     : "The upstream no longer tells how this order ends (for example it answers \"Incorrect order ID\"). Settle it once you know.";
   const form = h(
     "form",
-    { class: "card", novalidate: true, "aria-labelledby": "settle-title" },
+    { class: "card", novalidate: true, "aria-labelledby": "settle-title", "data-needs": "operator" },
     h("h2", { id: "settle-title" }, o.held_status ? "Decide the refund" : "Settle this order"),
     h("p", {}, held, " Check the upstream panel, then enter what was not delivered, or the amount to give back."),
     h(
@@ -214,7 +214,7 @@ function retrySection(o, onDone) {
   );
   return h(
     "section",
-    { class: "card", "aria-labelledby": "retry-title" },
+    { class: "card", "aria-labelledby": "retry-title", "data-needs": "operator" },
     h("h2", { id: "retry-title" }, "Queued: not sent upstream yet"),
     h("p", {}, `Attempts so far: ${o.attempts}. ${o.last_error ? `Last error: ${o.last_error}` : ""}`),
     retry,
@@ -241,7 +241,7 @@ export async function render({ match, isCurrent }) {
       o.state === "placed" && !FINAL.includes(o.status)
         ? o.held_status
           ? settleForm(o, after)
-          : h("details", { id: "settle-by-hand" }, h("summary", {}, "Settle by hand (when the upstream no longer answers for it)"), settleForm(o, after))
+          : h("details", { id: "settle-by-hand", "data-needs": "operator" }, h("summary", {}, "Settle by hand (when the upstream no longer answers for it)"), settleForm(o, after))
         : null,
       o.state === "queued" ? retrySection(o, after) : null,
       routesTriedSection(o.routes_tried),

@@ -4,7 +4,7 @@ import { get, post } from "../api.js";
 import { announce, badge, busy, dash, field, h, table, time } from "../dom.js";
 
 function syncButton(provider, onSynced) {
-  const button = h("button", { type: "button", class: "small", "data-sync": String(provider.id) }, `Sync ${provider.name}`);
+  const button = h("button", { type: "button", class: "small", "data-sync": String(provider.id), "data-needs": "operator" }, `Sync ${provider.name}`);
   button.addEventListener("click", () =>
     busy(button, async () => {
       const summary = await post(`/providers/${provider.id}/sync`);
@@ -104,6 +104,6 @@ export function providersSection(initial, onChange) {
     h("h2", { id: "providers-title" }, "Providers"),
     slot,
     lastSync,
-    h("details", {}, h("summary", {}, "Add a provider"), form),
+    h("details", { "data-needs": "admin" }, h("summary", {}, "Add a provider"), form),
   );
 }

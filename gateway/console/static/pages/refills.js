@@ -116,7 +116,7 @@ function resolveForm(r, order, onDone) {
   failed.addEventListener("change", sync);
   const form = h(
     "form",
-    { class: "card", novalidate: true, "aria-labelledby": "resolve-refill-title" },
+    { class: "card", novalidate: true, "aria-labelledby": "resolve-refill-title", "data-needs": "operator" },
     h("h2", { id: "resolve-refill-title" }, "Resolve this refill"),
     h(
       "p",
