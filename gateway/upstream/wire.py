@@ -18,6 +18,7 @@ from gateway.upstream.config import UpstreamConfig
 from gateway.upstream.errors import UpstreamAddressRefused, UpstreamNotSent, UpstreamRejected, UpstreamUnknown
 from gateway.upstream.parse import decode_json, top_level_error
 from gateway.upstream.redact import ApiKey, excerpt
+from gateway.upstream.transport import PEER_CHECK_EXTENSION, PanelTransport
 
 __all__ = ["AttemptPhase", "RawAnswer", "build_http_client", "post_form", "read_answer"]
 
@@ -32,12 +33,16 @@ _BEFORE_SENDING: tuple[type[Exception], ...] = (
 
 
 def build_http_client(config: UpstreamConfig, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
-    """The pooled ``httpx.AsyncClient`` of one provider.
+    """The pooled ``httpx.AsyncClient`` of one provider, over a :class:`PanelTransport` (aiohttp's
+    pool and parser: see gateway/upstream/transport.py for why, and how each guarantee below is
+    kept there) unless a test or bench gives another transport.
 
     Redirects are never followed: a redirected POST would be re-sent (possibly as a GET, possibly
     to another host) outside the adapter's control. ``trust_env`` is off so that proxy variables
     or a ``.netrc`` on the host cannot silently route or authenticate upstream traffic.
     """
+    if transport is None:
+        transport = PanelTransport(max_connections=config.max_connections, keepalive_expiry=config.keepalive_expiry)
     return httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(
@@ -58,20 +63,25 @@ def build_http_client(config: UpstreamConfig, transport: httpx.AsyncBaseTranspor
 
 
 class AttemptPhase:
-    """How far one attempt got, learned from httpcore's ``trace`` extension.
+    """How far one attempt got, learned from the ``trace`` extension (httpcore's event names,
+    which :class:`PanelTransport` emits too).
 
     The overall deadline can fire at any point; it is only "not sent" when the trace proves the
-    request headers had not started going out. Without trace events (a test transport, or still
-    waiting for a pooled connection) nothing is proven, so it stays "unknown".
+    request headers had not started going out. Without trace events (a test transport)
+    nothing is proven, so it stays "unknown".
     """
 
     def __init__(self, *, check_peer: bool) -> None:
         self.traced = False
         self.sending_started = False
         self._check_peer = check_peer
+        self.extensions: dict[str, Any] = {"trace": self.trace}
+        if check_peer:
+            self.extensions[PEER_CHECK_EXTENSION] = check_peer_address
 
     async def trace(self, event: str, info: dict[str, Any]) -> None:
-        """The httpcore trace hook (also where a new connection's peer address is verified)."""
+        """The trace hook. Under httpcore it is also where a new connection's peer address is
+        verified; :class:`PanelTransport` checks it before connecting, through the extension."""
         self.traced = True
         if "send_request_headers.started" in event:
             self.sending_started = True
@@ -115,7 +125,7 @@ async def post_form(
 ) -> RawAnswer:
     """POST ``form`` url-encoded and read the whole body; httpx failures become adapter errors."""
     try:
-        request = http.build_request("POST", url, data=form, extensions={"trace": phase.trace})
+        request = http.build_request("POST", url, data=form, extensions=phase.extensions)
         response = await http.send(request, stream=True)
         try:
             body = bytearray()
