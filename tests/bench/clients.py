@@ -1,0 +1,159 @@
+"""CPU per request of the HTTP clients the upstream adapter could stand on, in one run.
+
+Each candidate POSTs the same url-encoded ``add`` form to the same loopback panel
+(tests/bench/panel.py, a separate process answering at once) from a bare loop, with 1 and with 16
+requests in flight, and reports the client process' CPU time per request (``time.process_time``:
+robust against whatever else the machine is doing, unlike wall time). docs/BENCHMARKS.md records
+the figures and the choice.
+
+    python -m tests.bench.clients [--requests 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import httpx
+
+from gateway.upstream import UpstreamClient, UpstreamConfig
+from gateway.upstream.transport import PanelTransport
+from gateway.upstream.wire import build_http_client
+from tests.bench import harness
+
+FORM = {"key": "bench-key", "action": "add", "service": "1", "link": "https://example.com/p", "quantity": "100"}
+Send = Callable[[], Awaitable[Any]]
+CONFIG = UpstreamConfig(allow_private=True, max_connections=16)
+
+
+@contextlib.asynccontextmanager
+async def httpx_default(url: str) -> AsyncIterator[Send]:
+    """httpx's own transport (httpcore on anyio), configured as the adapter had it."""
+    async with build_http_client(CONFIG, httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=16))) as http:
+        yield lambda: _httpx_post(http, url)
+
+
+@contextlib.asynccontextmanager
+async def httpx_aiohttp(url: str) -> AsyncIterator[Send]:
+    """httpx over httpx-aiohttp's AiohttpTransport (measured, not used: see docs/BENCHMARKS.md)."""
+    from httpx_aiohttp import AiohttpTransport
+
+    transport = AiohttpTransport(trust_env=False, limits=httpx.Limits(max_connections=16))
+    async with build_http_client(CONFIG, transport) as http:
+        yield lambda: _httpx_post(http, url)
+
+
+@contextlib.asynccontextmanager
+async def httpx_panel(url: str) -> AsyncIterator[Send]:
+    """httpx over the adapter's PanelTransport (aiohttp's pool and parser)."""
+    async with build_http_client(CONFIG, PanelTransport(max_connections=16, keepalive_expiry=4.0)) as http:
+        yield lambda: _httpx_post(http, url)
+
+
+@contextlib.asynccontextmanager
+async def adapter_panel(url: str) -> AsyncIterator[Send]:
+    """The whole adapter (``UpstreamClient.add``: deadline, breaker, parsing) on PanelTransport."""
+    async with UpstreamClient(1, url, "bench-key", config=CONFIG) as client:
+        yield lambda: client.add(1, {"link": "https://example.com/p", "quantity": "100"})
+
+
+@contextlib.asynccontextmanager
+async def adapter_httpcore(url: str) -> AsyncIterator[Send]:
+    """The whole adapter on httpx's own transport (what the gateway did before)."""
+    transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=16))
+    async with UpstreamClient(1, url, "bench-key", config=CONFIG, transport=transport) as client:
+        yield lambda: client.add(1, {"link": "https://example.com/p", "quantity": "100"})
+
+
+@contextlib.asynccontextmanager
+async def aiohttp_plain(url: str) -> AsyncIterator[Send]:
+    """aiohttp alone: the floor."""
+    connector = aiohttp.TCPConnector(limit=16)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def send() -> bytes:
+            async with session.post(url, data=FORM) as response:
+                return await response.read()
+
+        yield send
+
+
+async def _httpx_post(http: httpx.AsyncClient, url: str) -> bytes:
+    response = await http.post(url, data=FORM)
+    return response.content
+
+
+CANDIDATES = {
+    "httpx (httpcore)": httpx_default,
+    "httpx + httpx-aiohttp AiohttpTransport": httpx_aiohttp,
+    "httpx + PanelTransport": httpx_panel,
+    "aiohttp": aiohttp_plain,
+    "adapter add, httpcore": adapter_httpcore,
+    "adapter add, PanelTransport": adapter_panel,
+}
+
+
+async def measure(factory: Callable[[str], Any], url: str, requests: int, concurrency: int) -> float:
+    """Microseconds of this process' CPU per request."""
+    async with factory(url) as send:
+        for _ in range(50):  # connections open, caches warm
+            await send()
+        per_worker = requests // concurrency
+
+        async def worker() -> None:
+            for _ in range(per_worker):
+                await send()
+
+        started = time.process_time()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return 1e6 * (time.process_time() - started) / (per_worker * concurrency)
+
+
+async def run(url: str, requests: int, rounds: int) -> dict[str, dict[int, float]]:
+    results: dict[str, dict[int, float]] = {name: {} for name in CANDIDATES}
+    for _ in range(rounds):  # interleaved rounds, best of each: interference only adds CPU
+        for name, factory in CANDIDATES.items():
+            for concurrency in (1, 16):
+                value = await measure(factory, url, requests, concurrency)
+                best = results[name].get(concurrency)
+                results[name][concurrency] = value if best is None else min(best, value)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args(argv)
+    port = harness.free_port()
+    panel = harness.Process(
+        "panel", [sys.executable, "-m", "tests.bench.panel", "--port", str(port)], harness.base_env(), None
+    )
+    try:
+        panel.wait_ready_tcp(port)
+        try:
+            import uvloop
+        except ImportError:
+            results = asyncio.run(run(f"http://127.0.0.1:{port}/api/v2", args.requests, args.rounds))
+        else:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                results = runner.run(run(f"http://127.0.0.1:{port}/api/v2", args.requests, args.rounds))
+    finally:
+        panel.stop()
+    print(f"CPU µs per request of the client process ({args.requests} POSTs, best of {args.rounds}; pid {os.getpid()})")
+    print("| client | 1 in flight | 16 in flight |")
+    print("|---|---:|---:|")
+    for name, values in results.items():
+        print(f"| {name} | {values[1]:,.0f} | {values[16]:,.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
