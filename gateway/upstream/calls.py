@@ -58,7 +58,8 @@ class CallRunner:
         self.observer = observer
         self._key = key
         self._http = http
-        url = httpx.URL(api_url)
+        # Parsed once per provider, not on every call (httpx re-parses a URL given as text).
+        self._url = url = httpx.URL(api_url)
         self._host = url.raw_host.decode("ascii")
         self._port = url.port or (443 if url.scheme == "https" else 80)
 
@@ -131,7 +132,7 @@ class CallRunner:
                     resolved = True
                     raw = await post_form(
                         self._http,
-                        self.api_url,
+                        self._url,
                         body,
                         phase,
                         key=self._key,

@@ -116,7 +116,7 @@ def _describe(exc: BaseException, key: ApiKey) -> str:
 
 async def post_form(
     http: httpx.AsyncClient,
-    url: str,
+    url: httpx.URL | str,
     form: dict[str, str],
     phase: AttemptPhase,
     *,
