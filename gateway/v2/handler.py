@@ -18,8 +18,10 @@ from gateway.errors import INCORRECT_REQUEST, INVALID_API_KEY, SERVICE_UNAVAILAB
 from gateway.ledger.customers import account_for_key
 from gateway.observability.logs import current_request_id
 from gateway.v2.actions import ACTIONS, Call, V2Parts
+from gateway.v2.actions import status_ids as read_status_ids
 from gateway.v2.params import request_params
 from gateway.v2.ratelimit import RateLimiter
+from gateway.v2.reads import account_and_statuses
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,13 @@ async def api_v2(request: Request[Any, Any, Any]) -> Response[bytes]:
         # Keyless calls share one bucket per client address.
         client_host = request.client.host if request.client else "unknown"
         edge.rate_limiter.check(params.get("key") or f"addr:{client_host}")
-        caller = await account_for_key(edge.parts.hot, params.get("key"))
+        key = params.get("key")
+        # A status call reads its orders with the key lookup, in one round trip.
+        status_ids = read_status_ids(params) if action_name == "status" else None
+        if status_ids is None:
+            caller, statuses = await account_for_key(edge.parts.hot, key), None
+        else:
+            caller, statuses = await account_and_statuses(edge.parts.hot, key, status_ids)
         if caller is None:
             raise ProtocolError(INVALID_API_KEY)
         action = ACTIONS.get(action_name)
@@ -68,7 +76,14 @@ async def api_v2(request: Request[Any, Any, Any]) -> Response[bytes]:
         # Set by the request context middleware (from X-Request-ID, or generated).
         request_id = current_request_id() or uuid.uuid4().hex
         result = await action(
-            Call(parts=edge.parts, caller=caller, params=params, dialect=dialect, request_id=request_id[:64])
+            Call(
+                parts=edge.parts,
+                caller=caller,
+                params=params,
+                dialect=dialect,
+                request_id=request_id[:64],
+                statuses=statuses,
+            )
         )
         outcome = "ok"
     except ProtocolError as exc:
