@@ -1,5 +1,5 @@
-"""The HTTP/1.1 transport under each provider's ``httpx.AsyncClient``: aiohttp's connection pool
-and parser behind the httpx API.
+"""The HTTP/1.1 transport of each provider's client: aiohttp's connection pool and parser behind
+the httpx transport API (httpx requests in, httpx responses and exceptions out).
 
 httpx's own transport (httpcore on anyio) costs several times aiohttp's CPU per request, worse
 with concurrent requests (encode/httpx#3215; figures in docs/BENCHMARKS.md). The adapter keeps
@@ -132,7 +132,7 @@ class _Body(httpx.AsyncByteStream):
 
 
 class PanelTransport(httpx.AsyncBaseTransport):
-    """One provider's connection pool (create one per ``httpx.AsyncClient``)."""
+    """One provider's connection pool (one per :class:`~gateway.upstream.wire.UpstreamHttp`)."""
 
     def __init__(self, *, max_connections: int, keepalive_expiry: float) -> None:
         if max_connections < 1:

@@ -19,13 +19,13 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import httpx
 
 from gateway.upstream import UpstreamClient, UpstreamConfig
 from gateway.upstream.transport import PanelTransport
-from gateway.upstream.wire import build_http_client
 from tests.bench import harness
 
 FORM = {"key": "bench-key", "action": "add", "service": "1", "link": "https://example.com/p", "quantity": "100"}
@@ -36,7 +36,7 @@ CONFIG = UpstreamConfig(allow_private=True, max_connections=16)
 @contextlib.asynccontextmanager
 async def httpx_default(url: str) -> AsyncIterator[Send]:
     """httpx's own transport (httpcore on anyio), configured as the adapter had it."""
-    async with build_http_client(CONFIG, httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=16))) as http:
+    async with _client(httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=16))) as http:
         yield lambda: _httpx_post(http, url)
 
 
@@ -46,27 +46,53 @@ async def httpx_aiohttp(url: str) -> AsyncIterator[Send]:
     from httpx_aiohttp import AiohttpTransport
 
     transport = AiohttpTransport(trust_env=False, limits=httpx.Limits(max_connections=16))
-    async with build_http_client(CONFIG, transport) as http:
+    async with _client(transport) as http:
         yield lambda: _httpx_post(http, url)
 
 
 @contextlib.asynccontextmanager
 async def httpx_panel(url: str) -> AsyncIterator[Send]:
     """httpx over the adapter's PanelTransport (aiohttp's pool and parser)."""
-    async with build_http_client(CONFIG, PanelTransport(max_connections=16, keepalive_expiry=4.0)) as http:
+    async with _client(PanelTransport(max_connections=16, keepalive_expiry=4.0)) as http:
         yield lambda: _httpx_post(http, url)
 
 
 @contextlib.asynccontextmanager
+async def transport_direct(url: str) -> AsyncIterator[Send]:
+    """An httpx.Request handed to PanelTransport directly, without httpx.AsyncClient: what the
+    client's own machinery (auth and redirect loops, cookies, header and URL merging) costs."""
+    transport = PanelTransport(max_connections=16, keepalive_expiry=4.0)
+    target = httpx.URL(url)
+    headers = httpx.Headers({"User-Agent": "bench", "Content-Type": "application/x-www-form-urlencoded"})
+    body = urlencode(FORM).encode()
+    timeout = httpx.Timeout(5.0).as_dict()
+
+    async def send() -> bytes:
+        request = httpx.Request("POST", target, headers=headers, content=body, extensions={"timeout": timeout})
+        response = await transport.handle_async_request(request)
+        try:
+            return b"".join([chunk async for chunk in response.aiter_bytes()])
+        finally:
+            await response.aclose()
+
+    try:
+        yield send
+    finally:
+        await transport.aclose()
+
+
+@contextlib.asynccontextmanager
 async def adapter_panel(url: str) -> AsyncIterator[Send]:
-    """The whole adapter (``UpstreamClient.add``: deadline, breaker, parsing) on PanelTransport."""
+    """The whole adapter (``UpstreamClient.add``: deadline, breaker, parsing) on PanelTransport, as
+    the gateway runs it."""
     async with UpstreamClient(1, url, "bench-key", config=CONFIG) as client:
         yield lambda: client.add(1, {"link": "https://example.com/p", "quantity": "100"})
 
 
 @contextlib.asynccontextmanager
 async def adapter_httpcore(url: str) -> AsyncIterator[Send]:
-    """The whole adapter on httpx's own transport (what the gateway did before)."""
+    """The whole adapter on httpx's own transport (the gateway before used it through an
+    httpx.AsyncClient, a little dearer still)."""
     transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=16))
     async with UpstreamClient(1, url, "bench-key", config=CONFIG, transport=transport) as client:
         yield lambda: client.add(1, {"link": "https://example.com/p", "quantity": "100"})
@@ -85,6 +111,12 @@ async def aiohttp_plain(url: str) -> AsyncIterator[Send]:
         yield send
 
 
+def _client(transport: httpx.AsyncBaseTransport) -> httpx.AsyncClient:
+    """An httpx.AsyncClient as the adapter configured one before (no redirects, no environment)."""
+    timeout = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
+    return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
+
+
 async def _httpx_post(http: httpx.AsyncClient, url: str) -> bytes:
     response = await http.post(url, data=FORM)
     return response.content
@@ -94,6 +126,7 @@ CANDIDATES = {
     "httpx (httpcore)": httpx_default,
     "httpx + httpx-aiohttp AiohttpTransport": httpx_aiohttp,
     "httpx + PanelTransport": httpx_panel,
+    "httpx.Request straight to PanelTransport (no AsyncClient)": transport_direct,
     "aiohttp": aiohttp_plain,
     "adapter add, httpcore": adapter_httpcore,
     "adapter add, PanelTransport": adapter_panel,
