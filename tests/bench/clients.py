@@ -3,8 +3,10 @@
 Each candidate POSTs the same url-encoded ``add`` form to the same loopback panel
 (tests/bench/panel.py, a separate process answering at once) from a bare loop, with 1 and with 16
 requests in flight, and reports the client process' CPU time per request (``time.process_time``:
-robust against whatever else the machine is doing, unlike wall time). docs/BENCHMARKS.md records
-the figures and the choice.
+robust against whatever else the machine is doing, unlike wall time). It first shows what the
+adapter makes of a connection reset after the request arrived on each candidate transport (a
+transport that reports it as "never sent" makes the adapter send the order again).
+docs/BENCHMARKS.md records the figures and the choice.
 
     python -m tests.bench.clients [--requests 3000]
 """
@@ -15,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,7 +27,7 @@ from urllib.parse import urlencode
 import aiohttp
 import httpx
 
-from gateway.upstream import UpstreamClient, UpstreamConfig
+from gateway.upstream import UpstreamClient, UpstreamConfig, UpstreamNotSent, UpstreamUnknown
 from gateway.upstream.transport import PanelTransport
 from tests.bench import harness
 
@@ -128,9 +131,57 @@ CANDIDATES = {
     "httpx + PanelTransport": httpx_panel,
     "httpx.Request straight to PanelTransport (no AsyncClient)": transport_direct,
     "aiohttp": aiohttp_plain,
-    "adapter add, httpcore": adapter_httpcore,
+    "adapter add, on httpcore": adapter_httpcore,
     "adapter add, PanelTransport": adapter_panel,
 }
+
+
+class _ResetAfterRequest(asyncio.Protocol):
+    """A panel that reads a whole request, then resets the connection (RST): the request arrived."""
+
+    def __init__(self, arrived: list[int]) -> None:
+        self.arrived = arrived
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if b"\r\n\r\n" in data:
+            self.arrived.append(1)
+            sock = self.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            self.transport.close()
+
+
+async def reset_after_request() -> dict[str, str]:
+    """What the adapter makes of an ``add`` whose connection is reset after the request arrived,
+    on each candidate transport, and how many requests reached the panel (more than one: the
+    order was placed again)."""
+    from httpx_aiohttp import AiohttpTransport
+
+    arrived: list[int] = []
+    server = await asyncio.get_running_loop().create_server(lambda: _ResetAfterRequest(arrived), "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/api/v2"
+    config = UpstreamConfig(allow_private=True, write_attempts=3, backoff_base=0.001, backoff_max=0.002)
+    candidates: dict[str, Callable[[], httpx.AsyncBaseTransport]] = {
+        "httpx (httpcore)": httpx.AsyncHTTPTransport,
+        "httpx-aiohttp AiohttpTransport": lambda: AiohttpTransport(trust_env=False),
+        "PanelTransport": lambda: PanelTransport(max_connections=16, keepalive_expiry=4.0),
+    }
+    results = {}
+    try:
+        for name, make in candidates.items():
+            arrived.clear()
+            async with UpstreamClient(1, url, "bench-key", config=config, transport=make()) as client:
+                try:
+                    await client.add(1, {"link": "https://example.com/p", "quantity": "100"})
+                    outcome = "placed"
+                except (UpstreamNotSent, UpstreamUnknown) as exc:
+                    outcome = f"{type(exc).__name__} ({exc.message})"
+            results[name] = f"{outcome}; requests that reached the panel: {len(arrived)}"
+    finally:
+        server.close()
+    return results
 
 
 async def measure(factory: Callable[[str], Any], url: str, requests: int, concurrency: int) -> float:
@@ -150,6 +201,8 @@ async def measure(factory: Callable[[str], Any], url: str, requests: int, concur
 
 
 async def run(url: str, requests: int, rounds: int) -> dict[str, dict[int, float]]:
+    for name, outcome in (await reset_after_request()).items():
+        print(f"reset after the request arrived, write_attempts=3: {name}: {outcome}")
     results: dict[str, dict[int, float]] = {name: {} for name in CANDIDATES}
     for _ in range(rounds):  # interleaved rounds, best of each: interference only adds CPU
         for name, factory in CANDIDATES.items():
