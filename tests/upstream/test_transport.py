@@ -6,14 +6,17 @@ MockTransport; this proves the real transport raises them."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 import aiohttp
+import httpx
 import pytest
 
 from gateway.upstream import AttemptRecord, UpstreamClient, UpstreamConfig, UpstreamNotSent, UpstreamUnknown
+from gateway.upstream.transport import PanelTransport
 
 LOOPBACK = UpstreamConfig(
     allow_private=True,
@@ -176,3 +179,57 @@ async def test_a_connect_timeout_is_not_sent_and_retried() -> None:
         finally:
             for filler in fillers:
                 filler.close()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "chunked"])
+async def test_a_compressed_or_chunked_answer_is_read_whole(
+    serve: Callable[..., asyncio.Future[Server]], encoding: str
+) -> None:
+    body = b'{"order": 77}'
+    if encoding == "gzip":
+        packed = gzip.compress(body)
+        head = b"Content-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(packed)
+    else:
+        packed = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:5], body[5:])) + b"0\r\n\r\n"
+        head = b"Transfer-Encoding: chunked\r\n\r\n"
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + head + packed
+    server = await serve(lambda panel: panel.transport.write(answer))  # type: ignore[attr-defined]
+    records: list[AttemptRecord] = []
+    async with _client(server.url, records) as client:
+        assert await _add(client) == 77
+        assert await _add(client) == 77  # and the connection is still good for the next one
+    assert server.connections == 1
+
+
+async def test_the_trace_says_sending_may_start_only_once_there_is_a_connection(
+    serve: Callable[..., asyncio.Future[Server]],
+) -> None:
+    """What AttemptPhase reads to call a deadline "not sent": the send event comes only with a
+    connection (new or reused), never for an attempt that could not connect."""
+    server = await serve(lambda panel: panel.transport.write(ANSWER))  # type: ignore[attr-defined]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    transport = PanelTransport(max_connections=2, keepalive_expiry=4.0)
+    try:
+        for url, expected in (
+            (server.url, ["connection.connect_tcp.started", "http11.send_request_headers.started"]),
+            (server.url, ["connection.connect_tcp.started", "http11.send_request_headers.started"]),  # reused
+            (f"http://127.0.0.1:{closed_port}/api/v2", ["connection.connect_tcp.started"]),
+        ):
+            events: list[str] = []
+
+            async def trace(event: str, info: dict[str, object], events: list[str] = events) -> None:
+                events.append(event)
+
+            request = httpx.Request("POST", url, content=b"a=1", extensions={"trace": trace, "timeout": {}})
+            try:
+                response = await transport.handle_async_request(request)
+                await response.aread()
+                await response.aclose()
+            except httpx.ConnectError:
+                pass
+            assert events == expected
+    finally:
+        await transport.aclose()
+    assert server.connections == 1
