@@ -114,7 +114,7 @@ class _Body(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request, release: Callable[[], None]) -> None:
         self._response = response
         self._request = request
-        self._release = release
+        self._release: Callable[[], None] | None = release
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
@@ -128,7 +128,9 @@ class _Body(httpx.AsyncByteStream):
     async def aclose(self) -> None:
         # A body not read to its end leaves the connection unusable: aiohttp closes it then.
         self._response.release()
-        self._release()
+        if self._release is not None:  # once: a second close must not free a second slot
+            release, self._release = self._release, None
+            release()
 
 
 class PanelTransport(httpx.AsyncBaseTransport):

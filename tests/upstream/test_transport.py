@@ -233,3 +233,16 @@ async def test_the_trace_says_sending_may_start_only_once_there_is_a_connection(
     finally:
         await transport.aclose()
     assert server.connections == 1
+
+
+async def test_closing_an_answer_twice_frees_its_slot_once(serve: Callable[..., asyncio.Future[Server]]) -> None:
+    server = await serve(lambda panel: panel.transport.write(ANSWER))  # type: ignore[attr-defined]
+    transport = PanelTransport(max_connections=1, keepalive_expiry=4.0)
+    try:
+        response = await transport.handle_async_request(httpx.Request("POST", server.url, content=b"a=1"))
+        await response.aread()
+        await response.stream.aclose()  # type: ignore[union-attr]
+        await response.stream.aclose()  # type: ignore[union-attr]
+        assert transport._slots._value == 1
+    finally:
+        await transport.aclose()
