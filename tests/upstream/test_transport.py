@@ -246,3 +246,26 @@ async def test_closing_an_answer_twice_frees_its_slot_once(serve: Callable[..., 
         assert transport._slots._value == 1
     finally:
         await transport.aclose()
+
+
+async def test_an_answer_a_wrapping_transport_has_already_read_is_read_from_httpx(
+    serve: Callable[..., asyncio.Future[Server]],
+) -> None:
+    """A transport may hand back a response it has read itself (tests wrap the real one so)."""
+
+    class ReadsFirst(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.inner = PanelTransport(max_connections=2, keepalive_expiry=4.0)
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await self.inner.handle_async_request(request)
+            await response.aread()
+            return response
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    server = await serve(lambda panel: panel.transport.write(ANSWER))  # type: ignore[attr-defined]
+    config = replace(LOOPBACK, deadline=1.0)
+    async with UpstreamClient("t", server.url, "k", config=config, transport=ReadsFirst()) as client:
+        assert await _add(client) == 42
