@@ -236,6 +236,12 @@ class PanelTransport(httpx.AsyncBaseTransport):
             if isinstance(exc, UpstreamAddressRefused):
                 raise
             raise _mapped(exc, request, progress) from None
+        except RuntimeError as exc:
+            # The adapter reads a RuntimeError about something "closed" as "not sent" (a closed
+            # client or session). Once a connection was handed over, it may have been sent.
+            if progress.connected:
+                raise httpx.ReadError(_text(exc), request=request) from None
+            raise
 
 
 def _mapped(exc: BaseException, request: httpx.Request, progress: _Progress) -> httpx.TransportError:

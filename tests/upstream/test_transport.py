@@ -269,3 +269,22 @@ async def test_an_answer_a_wrapping_transport_has_already_read_is_read_from_http
     config = replace(LOOPBACK, deadline=1.0)
     async with UpstreamClient("t", server.url, "k", config=config, transport=ReadsFirst()) as client:
         assert await _add(client) == 42
+
+
+async def test_a_runtime_error_once_connected_is_a_read_error(serve: Callable[..., asyncio.Future[Server]]) -> None:
+    """The adapter reads a RuntimeError about something "closed" as "not sent" (a closed client):
+    once a connection was handed over, the transport reports it as a read error instead."""
+    server = await serve(lambda panel: panel.transport.write(ANSWER))  # type: ignore[attr-defined]
+
+    async def trace(event: str, info: dict[str, object]) -> None:
+        if "send_request_headers" in event:
+            raise RuntimeError("unable to write: the handler is closed")
+
+    transport = PanelTransport(max_connections=1, keepalive_expiry=4.0)
+    try:
+        request = httpx.Request("POST", server.url, content=b"a=1", extensions={"trace": trace, "timeout": {}})
+        with pytest.raises(httpx.ReadError):
+            await transport.handle_async_request(request)
+        assert transport._slots._value == 1
+    finally:
+        await transport.aclose()
