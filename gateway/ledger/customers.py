@@ -113,10 +113,23 @@ class CustomerAccount:
 
 async def account_for_key(hot: HotPathPool, key: str | None) -> CustomerAccount | None:
     """The enabled customer owning ``key``, or None (unknown, revoked, disabled, malformed)."""
+    key_hash = lookup_hash(key)
+    if key_hash is None:
+        return None
+    return account_from_row(await hot.fetchrow(CUSTOMER_BY_KEY_HASH, hash=key_hash), key)
+
+
+def lookup_hash(key: str | None) -> bytes | None:
+    """The hash to look ``key`` up by, or None when no customer can own it (empty, too long)."""
     if not key or len(key) > MAX_KEY_LENGTH:
         return None
-    row = await hot.fetchrow(CUSTOMER_BY_KEY_HASH, hash=hash_key(key))
-    if row is None or not row["enabled"] or not hashes_match(row["api_key_hash"], key):
+    return hash_key(key)
+
+
+def account_from_row(row: Any, key: str | None) -> CustomerAccount | None:
+    """The account of a row with the columns of ``CUSTOMER_BY_KEY_HASH`` (another statement may
+    read them along with its own), or None unless it is enabled and really owns ``key``."""
+    if row is None or key is None or not row["enabled"] or not hashes_match(row["api_key_hash"], key):
         return None
     return CustomerAccount(
         id=row["id"],

@@ -9,6 +9,7 @@ import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
+from urllib.parse import urlencode
 
 import httpx
 
@@ -24,7 +25,7 @@ from gateway.upstream.errors import (
 )
 from gateway.upstream.redact import ApiKey, excerpt
 from gateway.upstream.types import AttemptOutcome, AttemptRecord
-from gateway.upstream.wire import AttemptPhase, post_form, read_answer
+from gateway.upstream.wire import AttemptPhase, UpstreamHttp, post_form, read_answer
 
 __all__ = ["CallRunner", "Observer"]
 
@@ -45,7 +46,7 @@ class CallRunner:
         api_url: str,
         key: ApiKey,
         config: UpstreamConfig,
-        http: httpx.AsyncClient,
+        http: UpstreamHttp,
         breaker: CircuitBreaker,
         guard: HostGuard | None,
         observer: Observer | None,
@@ -57,8 +58,10 @@ class CallRunner:
         self.guard = guard
         self.observer = observer
         self._key = key
+        self._key_field = urlencode({"key": key.reveal()})
         self._http = http
-        url = httpx.URL(api_url)
+        # Parsed once per provider, not on every call (httpx re-parses a URL given as text).
+        self._url = url = httpx.URL(api_url)
         self._host = url.raw_host.decode("ascii")
         self._port = url.port or (443 if url.scheme == "https" else 80)
 
@@ -74,7 +77,8 @@ class CallRunner:
         """Send ``form`` as ``action`` and parse the answer, retrying reads on "not sent" and
         "unknown" and writes only on "not sent" (never once the request may have arrived)."""
         attempts = self.config.write_attempts if write else self.config.read_attempts
-        body = {"key": self._key.reveal(), "action": action, **form}
+        # Encoded once per call (the key's part once per provider): every attempt sends these bytes.
+        body = f"{self._key_field}&{urlencode({'action': action, **form})}".encode()
         for attempt in range(1, attempts + 1):
             try:
                 return await self._attempt(action, body, parse, request_id, attempt)
@@ -110,7 +114,7 @@ class CallRunner:
     async def _attempt(
         self,
         action: str,
-        body: dict[str, str],
+        body: bytes,
         parse: Callable[[object], T],
         request_id: str | None,
         attempt: int,
@@ -131,7 +135,7 @@ class CallRunner:
                     resolved = True
                     raw = await post_form(
                         self._http,
-                        self.api_url,
+                        self._url,
                         body,
                         phase,
                         key=self._key,

@@ -42,7 +42,7 @@ from gateway.upstream.types import (
     Service,
     StatusAnswer,
 )
-from gateway.upstream.wire import build_http_client
+from gateway.upstream.wire import UpstreamHttp
 
 __all__ = ["Observer", "UpstreamClient"]
 
@@ -52,7 +52,7 @@ _RESERVED_FIELDS = frozenset({"key", "action", "service"})
 
 
 class UpstreamClient:
-    """One provider's client, over a shared pooled ``httpx.AsyncClient``.
+    """One provider's client, over its own connection pool (:class:`~gateway.upstream.wire.UpstreamHttp`).
 
     Every attempt runs under ``config.deadline`` (the whole exchange, body included). Reads
     (``status``, ``statuses``, ``services``, ``refill_status``, ``refill_statuses``, ``balance``)
@@ -86,7 +86,7 @@ class UpstreamClient:
         self.breaker = breaker or CircuitBreaker(
             self.config.breaker_failure_threshold, self.config.breaker_reset_timeout, clock=clock
         )
-        self._http = build_http_client(self.config, transport)
+        self._http = UpstreamHttp(self.config, transport)
         guard = (
             None
             if self.config.allow_private

@@ -8,6 +8,7 @@ have received and acted on the request.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -18,8 +19,9 @@ from gateway.upstream.config import UpstreamConfig
 from gateway.upstream.errors import UpstreamAddressRefused, UpstreamNotSent, UpstreamRejected, UpstreamUnknown
 from gateway.upstream.parse import decode_json, top_level_error
 from gateway.upstream.redact import ApiKey, excerpt
+from gateway.upstream.transport import PEER_CHECK_EXTENSION, PanelTransport
 
-__all__ = ["AttemptPhase", "RawAnswer", "build_http_client", "post_form", "read_answer"]
+__all__ = ["AttemptPhase", "RawAnswer", "UpstreamHttp", "post_form", "read_answer"]
 
 # Failures that happen before a single byte of the request was written.
 _BEFORE_SENDING: tuple[type[Exception], ...] = (
@@ -31,47 +33,85 @@ _BEFORE_SENDING: tuple[type[Exception], ...] = (
 )
 
 
-def build_http_client(config: UpstreamConfig, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
-    """The pooled ``httpx.AsyncClient`` of one provider.
+class UpstreamHttp:
+    """One provider's HTTP sender: httpx requests and responses over an httpx transport
+    (:class:`PanelTransport`, aiohttp's pool and parser, unless a test or bench gives another).
 
-    Redirects are never followed: a redirected POST would be re-sent (possibly as a GET, possibly
-    to another host) outside the adapter's control. ``trust_env`` is off so that proxy variables
-    or a ``.netrc`` on the host cannot silently route or authenticate upstream traffic.
+    It hands each request to the transport itself rather than through ``httpx.AsyncClient``: the
+    client's own machinery (auth and redirect loops, the cookie jar, merging URLs, headers and
+    timeouts on every call) cost about as much CPU per call as the whole transport
+    (docs/BENCHMARKS.md), and the adapter used none of it. What the client was configured to
+    guarantee holds by construction here:
+
+    - no redirect is ever followed (nothing here follows one: a 3xx is an answer, read as
+      "unknown"); a redirected POST would be re-sent, possibly as a GET, possibly elsewhere;
+    - nothing is read from the environment: no proxy variables, no ``.netrc``, no
+      ``SSL_CERT_*`` (PanelTransport), so nothing on the host can route or authenticate
+      upstream traffic;
+    - no cookies are kept or sent (an API authenticated by its body needs none);
+    - every request carries the provider's timeouts (connect, read, write, pool), computed once.
     """
-    return httpx.AsyncClient(
-        transport=transport,
-        timeout=httpx.Timeout(
+
+    def __init__(self, config: UpstreamConfig, transport: httpx.AsyncBaseTransport | None) -> None:
+        self.transport = transport or PanelTransport(
+            max_connections=config.max_connections, keepalive_expiry=config.keepalive_expiry
+        )
+        self.timeout = httpx.Timeout(
             connect=config.connect_timeout,
             read=config.read_timeout,
             write=config.write_timeout,
             pool=config.pool_timeout,
-        ),
-        limits=httpx.Limits(
-            max_connections=config.max_connections,
-            max_keepalive_connections=config.max_keepalive_connections,
-            keepalive_expiry=config.keepalive_expiry,
-        ),
-        follow_redirects=False,
-        trust_env=False,
-        headers={"User-Agent": config.user_agent, "Accept": "application/json"},
-    )
+        ).as_dict()
+        self.headers = httpx.Headers(
+            {
+                "User-Agent": config.user_agent,
+                "Accept": "application/json",
+                "Accept-Encoding": "gzip, deflate",
+                "Content-Type": "application/x-www-form-urlencoded",
+            }
+        )
+        self.is_closed = False
+
+    def build_request(self, url: httpx.URL | str, body: bytes, extensions: dict[str, Any]) -> httpx.Request:
+        """A POST of ``body`` (url-encoded) with the provider's headers and timeouts."""
+        return httpx.Request(
+            "POST", url, headers=self.headers, content=body, extensions={**extensions, "timeout": self.timeout}
+        )
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """The transport's answer, its body still to be read (and the response closed)."""
+        if self.is_closed:
+            raise RuntimeError("the upstream client has been closed")
+        response = await self.transport.handle_async_request(request)
+        response.request = request
+        return response
+
+    async def aclose(self) -> None:
+        """Close the transport's connections; later sends fail as "not sent"."""
+        self.is_closed = True
+        await self.transport.aclose()
 
 
 class AttemptPhase:
-    """How far one attempt got, learned from httpcore's ``trace`` extension.
+    """How far one attempt got, learned from the ``trace`` extension (httpcore's event names,
+    which :class:`PanelTransport` emits too).
 
     The overall deadline can fire at any point; it is only "not sent" when the trace proves the
-    request headers had not started going out. Without trace events (a test transport, or still
-    waiting for a pooled connection) nothing is proven, so it stays "unknown".
+    request headers had not started going out. Without trace events (a test transport)
+    nothing is proven, so it stays "unknown".
     """
 
     def __init__(self, *, check_peer: bool) -> None:
         self.traced = False
         self.sending_started = False
         self._check_peer = check_peer
+        self.extensions: dict[str, Any] = {"trace": self.trace}
+        if check_peer:
+            self.extensions[PEER_CHECK_EXTENSION] = check_peer_address
 
     async def trace(self, event: str, info: dict[str, Any]) -> None:
-        """The httpcore trace hook (also where a new connection's peer address is verified)."""
+        """The trace hook. Under httpcore it is also where a new connection's peer address is
+        verified; :class:`PanelTransport` checks it before connecting, through the extension."""
         self.traced = True
         if "send_request_headers.started" in event:
             self.sending_started = True
@@ -105,23 +145,23 @@ def _describe(exc: BaseException, key: ApiKey) -> str:
 
 
 async def post_form(
-    http: httpx.AsyncClient,
-    url: str,
-    form: dict[str, str],
+    http: UpstreamHttp,
+    url: httpx.URL | str,
+    body: bytes,
     phase: AttemptPhase,
     *,
     key: ApiKey,
     max_bytes: int,
 ) -> RawAnswer:
-    """POST ``form`` url-encoded and read the whole body; httpx failures become adapter errors."""
+    """POST ``body`` (a url-encoded form) and read the whole answer; httpx failures become adapter
+    errors."""
     try:
-        request = http.build_request("POST", url, data=form, extensions={"trace": phase.trace})
-        response = await http.send(request, stream=True)
+        response = await http.send(http.build_request(url, body, phase.extensions))
         try:
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > max_bytes:
+            answer = bytearray()
+            async for chunk in _answer_chunks(response):
+                answer += chunk
+                if len(answer) > max_bytes:
                     raise UpstreamUnknown(f"answer larger than {max_bytes} bytes", http_status=response.status_code)
         finally:
             await response.aclose()
@@ -132,11 +172,24 @@ async def post_form(
     except httpx.HTTPError as exc:
         raise UpstreamUnknown(_describe(exc, key)) from None
     except RuntimeError as exc:
-        # httpx raises RuntimeError for a client that has been closed: nothing was sent.
+        # A client (or its aiohttp session) that has been closed: nothing was sent.
         if "closed" in str(exc):
             raise UpstreamNotSent(_describe(exc, key)) from None
         raise
-    return RawAnswer(response.status_code, bytes(body))
+    return RawAnswer(response.status_code, bytes(answer))
+
+
+def _answer_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    # An answer with no Content-Encoding is read straight from the transport's stream: httpx's
+    # decoder and re-chunking layers would only copy it (about a tenth of a call's CPU). Not when
+    # something (a wrapping transport, a test) has read it already: only httpx has it then.
+    if (
+        not response.is_stream_consumed
+        and "content-encoding" not in response.headers
+        and isinstance(response.stream, httpx.AsyncByteStream)
+    ):
+        return response.stream.__aiter__()
+    return response.aiter_bytes()
 
 
 def read_answer(raw: RawAnswer, key: ApiKey) -> object:

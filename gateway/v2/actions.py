@@ -21,7 +21,7 @@ from gateway.orders.idempotency import IDEMPOTENT_ACTIONS, IdempotencyKeys, Keye
 from gateway.orders.outcomes import PendingOutcomes
 from gateway.orders.placing import parse_id, place_order
 from gateway.orders.policy import OrderPolicy
-from gateway.orders.store import OrderStore
+from gateway.orders.store import OrderStatusRow, OrderStore
 from gateway.providers import ProviderGateway
 from gateway.v2 import render
 
@@ -49,6 +49,8 @@ class Call:
     request_id: str | None = None
     # The ``Idempotency-Key`` header as sent (the parameter is in ``params``).
     idempotency_header: str | None = None
+    # A status call's orders, read with the key lookup (see status_ids); None: not read yet.
+    statuses: dict[int, OrderStatusRow] | None = None
 
     def keyed(self, action_name: str) -> KeyedCall | None:
         return keyed_call(action_name, self.idempotency_header, self.params)
@@ -136,17 +138,31 @@ async def add(call: Call) -> dict[str, int]:
     return {"order": order_id}
 
 
+def status_ids(params: dict[str, str]) -> list[int] | None:
+    """The order ids a ``status`` call will read, when its parameters parse; None when they do
+    not (the action itself then answers the error, after the key was checked)."""
+    if "orders" in params:
+        try:
+            return [i for i in parse_ids(params["orders"]) if isinstance(i, int)]
+        except ProtocolError:
+            return None
+    order_id = parse_id(params.get("order"))
+    return None if order_id is None else [order_id]
+
+
 @action("status")
 async def status(call: Call) -> object:
     orders, currency = call.parts.orders, call.parts.policy.currency
     if "orders" in call.params:
         ids = parse_ids(call.params["orders"])
-        found = await orders.customer_orders(call.caller.id, [i for i in ids if isinstance(i, int)])
+        numeric = [i for i in ids if isinstance(i, int)]
+        found = call.statuses if call.statuses is not None else await orders.customer_orders(call.caller.id, numeric)
         return render.order_statuses(call.dialect, ids, found, currency)
     order_id = parse_id(call.params.get("order"))
     if order_id is None:
         raise ProtocolError(INCORRECT_ORDER)
-    row = (await orders.customer_orders(call.caller.id, [order_id])).get(order_id)
+    found = call.statuses if call.statuses is not None else await orders.customer_orders(call.caller.id, [order_id])
+    row = found.get(order_id)
     if row is None:
         raise ProtocolError(INCORRECT_ORDER)
     return render.order_status(row, currency)

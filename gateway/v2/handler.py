@@ -19,9 +19,11 @@ from gateway.ledger.customers import account_for_key, address_allowed, note_ip_r
 from gateway.observability.logs import current_request_id
 from gateway.orders.idempotency import KEY_HEADER
 from gateway.v2.actions import ACTIONS, Call, V2Parts
+from gateway.v2.actions import status_ids as read_status_ids
 from gateway.v2.clients import Network, client_address
 from gateway.v2.params import request_params
 from gateway.v2.ratelimit import Limiter
+from gateway.v2.reads import account_and_statuses
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,14 @@ async def api_v2(request: Request[Any, Any, Any]) -> Response[bytes]:
         address = client_address(request.scope, edge.trusted_proxies)
         # An address that used up its guesses of keys is refused before any database lookup.
         await edge.rate_limiter.before_lookup(address)
-        caller = await account_for_key(edge.parts.hot, params.get("key"))
+        key = params.get("key")
+        # A status call reads its orders with the key lookup, in one round trip (they are only
+        # used once the caller passed every check below).
+        status_ids = read_status_ids(params) if action_name == "status" else None
+        if status_ids is None:
+            caller, statuses = await account_for_key(edge.parts.hot, key), None
+        else:
+            caller, statuses = await account_and_statuses(edge.parts.hot, key, status_ids)
         if caller is None:
             await edge.rate_limiter.invalid_key(address)
             raise ProtocolError(INVALID_API_KEY)
@@ -95,6 +104,7 @@ async def api_v2(request: Request[Any, Any, Any]) -> Response[bytes]:
             dialect=dialect,
             request_id=request_id[:64],
             idempotency_header=_header(request, IDEMPOTENCY_HEADER),
+            statuses=statuses,
         )
         result = await action(call)
         outcome = "ok"

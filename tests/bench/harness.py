@@ -288,6 +288,12 @@ class Process:
             os.killpg(self.popen.pid, signal.SIGKILL)
         self._log.close()
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by this server and the processes of its group
+        (uvicorn's workers), from ``/proc``: what a request costs the server, whatever else the
+        machine is doing meanwhile."""
+        return group_cpu_seconds(self.popen.pid)
+
     def tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -303,6 +309,32 @@ class Process:
                     return
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} did not become ready at {url}:\n{self.tail()}")
+
+    def wait_ready_tcp(self, port: int, timeout: float = 30.0) -> None:
+        """Wait until something accepts connections on ``port`` (a server with no health route)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n{self.tail()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not listen on port {port}:\n{self.tail()}")
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """utime + stime of every live process in process group ``pgid`` (Linux ``/proc``; 0 elsewhere)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # The command name (field 2) may hold spaces: split after its closing parenthesis.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:  # field 5, pgrp
+                ticks += int(fields[11]) + int(fields[12])  # fields 14 and 15, utime and stime
+    return ticks / _CLOCK_TICKS
 
 
 def pin_embedded_postgres(cpus: str) -> bool:

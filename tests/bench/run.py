@@ -84,9 +84,9 @@ class Row:
             return ""
         if not self.valid:
             return "n/a"
-        ok = (self.minimum is None or self.ratio >= self.minimum) and (
-            self.maximum is None or self.ratio < self.maximum
-        )
+        inclusive = self.target.startswith("≤")
+        below = self.maximum is None or (self.ratio <= self.maximum if inclusive else self.ratio < self.maximum)
+        ok = (self.minimum is None or self.ratio >= self.minimum) and below
         return "yes" if ok else "**no**"
 
 
@@ -137,14 +137,23 @@ class Bench:
     # -- load ---------------------------------------------------------------------------------
 
     def http(self, port: int, bodies: Sequence[str], expect: str, connections: int = CONNECTIONS) -> LoadResult:
+        return self.http_cpu(port, bodies, expect, None, connections)[0]
+
+    def http_cpu(
+        self, port: int, bodies: Sequence[str], expect: str, server: Process | None, connections: int = CONNECTIONS
+    ) -> tuple[LoadResult, float]:
+        """A closed-loop run, and the server's CPU time per request in µs over its measured window
+        (``server``'s process group, from /proc: robust on a shared machine, unlike throughput)."""
         script = harness.wrk_script(bodies, expect=expect)
         url = f"http://127.0.0.1:{port}/api/v2"
         if self.warmup > 0:
             harness.wrk(url, script, connections=connections, seconds=self.warmup, cpus=LOAD_CPUS)
+        cpu_before = server.cpu_seconds() if server is not None else 0.0
         result = harness.wrk(url, script, connections=connections, seconds=self.seconds, cpus=LOAD_CPUS)
+        cpu = server.cpu_seconds() - cpu_before if server is not None else 0.0
         if result.errors:
             raise RuntimeError(f"{result.errors} failed requests on port {port}: {result.sample_error}")
-        return result
+        return result, 1e6 * cpu / max(result.requests, 1)
 
     def bare_json(self, port: int) -> LoadResult:
         script = harness.wrk_script([""], path="/json", method="GET", expect='"balance"')
@@ -209,9 +218,12 @@ class Bench:
         return SERVER_CPUS if workers == 1 else None
 
     @contextlib.contextmanager
-    def gateway(self, workers: int, *, upstream: str, worker: bool = False, **env: str) -> Iterator[int]:
+    def gateway(
+        self, workers: int, *, upstream: str, worker: bool = False, **env: str
+    ) -> Iterator[tuple[int, Process]]:
         """A gateway on its own port: ``upstream`` "inprocess" (tests.bench.launcher, the upstream
-        an httpx.MockTransport) or "simulator" (``gateway serve``, the upstream over loopback)."""
+        an httpx.MockTransport) or "simulator"/"panel" (``gateway serve``, the upstream over loopback:
+        the simulator, or tests.bench.panel, a separate server answering every add at once)."""
         port = harness.free_port()
         settings = harness.gateway_env(
             self.db, port, GATEWAY_DB_POOL_SIZE=str(CONNECTIONS), GATEWAY_SERVE_WORKER=str(worker).lower(), **env
@@ -222,19 +234,45 @@ class Bench:
             command = [str(Path(sys.executable).parent / "gateway"), "serve", "--workers", str(workers)]
             if not worker:
                 command.append("--no-worker")
-        process = Process(f"gateway-{upstream}-{workers}", command, settings, self.server_cpus(workers))
-        with harness.running(process, f"http://127.0.0.1:{port}/health"):
-            yield port
+        with contextlib.ExitStack() as stack:
+            if upstream == "panel":
+                stack.enter_context(self.panel_upstream())
+            process = Process(f"gateway-{upstream}-{workers}", command, settings, self.server_cpus(workers))
+            stack.enter_context(harness.running(process, f"http://127.0.0.1:{port}/health"))
+            yield port, process
 
     @contextlib.contextmanager
-    def baseline_app(self, workers: int) -> Iterator[int]:
+    def panel_upstream(self) -> Iterator[None]:
+        """The seeded provider pointed at tests.bench.panel for as long as this lasts (the panel on
+        the load generators' CPU: it costs a fraction of the gateway's work per add)."""
+        port = harness.free_port()
+        panel = Process(
+            "panel", [sys.executable, "-m", "tests.bench.panel", "--port", str(port)], harness.base_env(), LOAD_CPUS
+        )
+        try:
+            panel.wait_ready_tcp(port)
+            asyncio.run(self._provider_url(f"http://127.0.0.1:{port}/api/v2"))
+            yield
+        finally:
+            asyncio.run(self._provider_url(f"{self.sim_url}/api/v2"))
+            panel.stop()
+
+    async def _provider_url(self, url: str) -> None:
+        conn = await asyncpg.connect(self.db.dsn)
+        try:
+            await conn.execute("UPDATE providers SET api_url = $1 WHERE id = $2", url, self.seed.provider_id)
+        finally:
+            await conn.close()
+
+    @contextlib.contextmanager
+    def baseline_app(self, workers: int) -> Iterator[tuple[int, Process]]:
         port = harness.free_port()
         env = harness.base_env()
         env.update({"BENCH_DSN": self.db.dsn, "BENCH_POOL_SIZE": str(CONNECTIONS)})
         command = [sys.executable, "-m", "tests.bench.baseline_app", "--port", str(port), "--workers", str(workers)]
         process = Process(f"baseline-{workers}", command, env, self.server_cpus(workers))
         with harness.running(process, f"http://127.0.0.1:{port}/health"):
-            yield port
+            yield port, process
 
     # -- the figures --------------------------------------------------------------------------
 
@@ -245,10 +283,12 @@ class Bench:
         log = self.log
 
         log(f"[{workers} process(es)] minimal baseline app")
-        with self.baseline_app(workers) as port:
-            base_add_many = self.http(port, add_bodies(seed, many), '"order"').rate
+        with self.baseline_app(workers) as (port, process):
+            base_add, base_add_cpu = self.http_cpu(port, add_bodies(seed, many), '"order"', process)
+            base_add_many = base_add.rate
             base_add_hot = self.http(port, add_bodies(seed, hot), '"order"').rate
-            base_balance = self.http(port, action_bodies(many, "balance"), '"balance"').rate
+            base_bal, base_balance_cpu = self.http_cpu(port, action_bodies(many, "balance"), '"balance"', process)
+            base_balance = base_bal.rate
             base_services = self.http(port, action_bodies(many, "services"), '"service"').rate
             bare = self.bare_json(port).rate
 
@@ -257,16 +297,20 @@ class Bench:
         pg_lookup = self.pgbench_lookup()
 
         log(f"[{workers} process(es)] gateway, upstream in-process")
-        with self.gateway(workers, upstream="inprocess") as port:
-            add_many = self.http(port, add_bodies(seed, many), '"order"')
+        with self.gateway(workers, upstream="inprocess") as (port, process):
+            add_many, add_many_cpu = self.http_cpu(port, add_bodies(seed, many), '"order"', process)
             add_hot = self.http(port, add_bodies(seed, hot), '"order"')
             add_latency = self.latency(port, add_bodies(seed, many), OPEN_LOOP_SHARE * add_many.rate, '"order"')
 
+        log(f"[{workers} process(es)] gateway serve, upstream = a minimal panel over loopback")
+        with self.gateway(workers, upstream="panel") as (port, process):
+            panel_many, panel_many_cpu = self.http_cpu(port, add_bodies(seed, many), '"order"', process)
+
         log(f"[{workers} process(es)] gateway serve, upstream = simulator over loopback")
-        with self.gateway(workers, upstream="simulator") as port:
+        with self.gateway(workers, upstream="simulator") as (port, process):
             sim_many = self.http(port, add_bodies(seed, many), '"order"')
             sim_hot = self.http(port, add_bodies(seed, hot), '"order"')
-            balance = self.http(port, action_bodies(many, "balance"), '"balance"')
+            balance, balance_cpu = self.http_cpu(port, action_bodies(many, "balance"), '"balance"', process)
             services = self.http(port, action_bodies(many, "services"), '"service"')
             status_one = self.http(port, status_bodies(seed, 1), '"status"')
             status_hundred = self.http(port, status_bodies(seed, 100), '"status"')
@@ -299,8 +343,37 @@ class Bench:
                     0.8 if headline else None,
                 )
             )
+        rows += [
+            Row(
+                f1,
+                "add, minimal panel over loopback (HTTP), 200 customers",
+                panel_many.rate,
+                "req/s",
+                "minimal baseline add, 200 customers",
+                base_add_many,
+            ),
+            Row(
+                f1,
+                "add CPU per request, minimal panel over loopback (HTTP), 200 customers",
+                panel_many_cpu,
+                "µs",
+                "minimal baseline add, 200 customers",
+                base_add_cpu,
+                "≤ 2",
+                maximum=2.0,
+            ),
+            Row(
+                f1,
+                "add CPU per request, in-process upstream, 200 customers",
+                add_many_cpu,
+                "µs",
+                "minimal baseline add, 200 customers",
+                base_add_cpu,
+            ),
+        ]
         f2 = "2 reads"
         rows += [
+            Row(f2, "balance CPU per request", balance_cpu, "µs", "minimal baseline balance", base_balance_cpu),
             Row(f2, "balance", balance.rate, "req/s", "minimal baseline balance", base_balance, "≥ 0.9", 0.9),
             Row(f2, "balance", balance.rate, "req/s", "bare Litestar JSON endpoint", bare),
             Row(f2, "balance", balance.rate, "req/s", "pgbench, key lookup SQL", pg_lookup),
@@ -390,7 +463,7 @@ class Bench:
             "GATEWAY_UPSTREAM_BREAKER_RESET_SECONDS": "600",
         }
         trickle_seconds = 2 * (self.warmup + self.seconds) + 2
-        with self.gateway(workers, upstream="simulator", worker=True, **env) as port:
+        with self.gateway(workers, upstream="simulator", worker=True, **env) as (port, _process):
             url = f"http://127.0.0.1:{port}/api/v2"
             for phase, into in (("healthy", healthy), ("hanging", hanging)):
                 if phase == "hanging":

@@ -19,7 +19,8 @@ from gateway.upstream import (
     UpstreamRejected,
     UpstreamUnknown,
 )
-from gateway.upstream.wire import build_http_client
+from gateway.upstream.transport import PanelTransport
+from gateway.upstream.wire import UpstreamHttp
 from tests.upstream.helpers import API_KEY, API_URL, FAST, FakePanel, make_client, public_resolver
 
 
@@ -188,11 +189,17 @@ def test_config_validation() -> None:
 
 async def test_the_pool_is_configured_from_the_config() -> None:
     config = UpstreamConfig(max_connections=3, max_keepalive_connections=2, keepalive_expiry=2.5)
-    async with build_http_client(config, None) as http:
-        assert http.follow_redirects is False
-        assert (http.timeout.connect, http.timeout.pool) == (config.connect_timeout, config.pool_timeout)
-        pool = http._transport._pool  # type: ignore[attr-defined]
-        assert (pool._max_connections, pool._max_keepalive_connections, pool._keepalive_expiry) == (3, 2, 2.5)
+    http = UpstreamHttp(config, None)
+    try:
+        assert (http.timeout["connect"], http.timeout["pool"]) == (config.connect_timeout, config.pool_timeout)
+        transport = http.transport
+        assert isinstance(transport, PanelTransport)
+        assert (transport.max_connections, transport.keepalive_expiry) == (3, 2.5)
+        session = transport._open()
+        assert session.trust_env is False
+        assert (session.connector.limit, session.connector.limit_per_host) == (3, 0)  # type: ignore[union-attr]
+    finally:
+        await http.aclose()
 
 
 # --- registry -----------------------------------------------------------------------------------
