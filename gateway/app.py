@@ -79,6 +79,8 @@ def _parts(runtime: Runtime) -> dict[str, Provide]:
         "sessions": Provide(lambda: runtime.sessions, sync_to_thread=False),
         "providers": Provide(lambda: runtime.providers, sync_to_thread=False),
         "settings": Provide(lambda: runtime.settings, sync_to_thread=False),
+        "engine": Provide(lambda: runtime.engine, sync_to_thread=False),
+        "webhook_sender": Provide(lambda: runtime.webhooks, sync_to_thread=False),
     }
 
 

@@ -8,6 +8,7 @@ order, a refund never above its charge.
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -30,7 +31,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, CIDR, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, CIDR, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from gateway.lifecycle import (
@@ -130,6 +131,9 @@ class Customer(Base):
     # The last time the key was used from an address outside ``allowed_ips``, and from where.
     ip_refused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ip_refused_from: Mapped[str | None] = mapped_column(String(45))
+    # Where status changes are POSTed (signed with the secret, shown once); NULL: no webhooks.
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_secret: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -506,6 +510,50 @@ class UpstreamCall(Base):
     error: Mapped[str | None] = mapped_column(Text)
     request_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created()
+
+
+class WebhookOutbox(Base):
+    """One status event for a customer's webhook, written by a trigger in the transaction of the
+    change (migration 0007), delivered by the worker in order per order, retried for 24 h."""
+
+    __tablename__ = "webhook_outbox"
+    __table_args__ = (
+        Index(
+            "ix_webhook_outbox_pending",
+            "next_attempt_at",
+            postgresql_where=text("delivered_at IS NULL AND failed_at IS NULL"),
+        ),
+        Index("ix_webhook_outbox_customer", "customer_id", "id"),
+        Index("ix_webhook_outbox_failed", "id", postgresql_where=text("failed_at IS NOT NULL")),
+        Index(
+            "ix_webhook_outbox_order_pending",
+            "order_id",
+            "id",
+            postgresql_where=text("delivered_at IS NULL AND failed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # X-Gateway-Event-Id: stable across retries, for the receiver's de-duplication.
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), nullable=False, unique=True, server_default=text("gen_random_uuid()")
+    )
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), nullable=False)
+    order_id: Mapped[int | None] = mapped_column(BigInteger)
+    refill_id: Mapped[int | None] = mapped_column(BigInteger)
+    event: Mapped[str] = mapped_column(String(40), nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    created_at: Mapped[datetime] = _created()
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AdminToken(Base):

@@ -26,6 +26,7 @@ from gateway.orders.idempotency import IdempotencyKeys
 from gateway.orders.outcomes import PendingOutcomes
 from gateway.orders.policy import OrderPolicy
 from gateway.orders.store import OrderStore
+from gateway.orders.webhooks import WebhookSender
 from gateway.providers import ProviderDirectory, ProviderGateway
 from gateway.providers.calllog import CallLog
 from gateway.settings import Settings
@@ -93,6 +94,7 @@ class Runtime:
     catalog: Catalog
     call_log: CallLog
     rate_limiter: Limiter
+    webhooks: WebhookSender
     idempotency: IdempotencyKeys
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     # Send outcomes the database refused to record, retried in the background (gateway.orders.outcomes).
@@ -138,6 +140,7 @@ class Runtime:
             catalog=Catalog(engine, settings.min_margin_percent),
             call_log=call_log,
             rate_limiter=build_limiter(settings, url),
+            webhooks=WebhookSender(allow_private=settings.allow_private_upstreams),
             idempotency=IdempotencyKeys(hot, settings.idempotency_ttl_seconds),
             metrics=metrics,
         )
@@ -167,6 +170,8 @@ class Runtime:
         if isinstance(self.rate_limiter, SharedLimiter):
             with contextlib.suppress(Exception):
                 await self.rate_limiter.aclose()
+        with contextlib.suppress(Exception):
+            await self.webhooks.aclose()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task

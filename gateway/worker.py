@@ -23,6 +23,7 @@ from gateway.orders.outcomes import OrderToSend
 from gateway.orders.refills import sync_refills
 from gateway.orders.routing import RoutePlan
 from gateway.orders.sync import check_statuses, sweep
+from gateway.orders.webhooks import deliver_due
 from gateway.runtime import Runtime
 from gateway.settings import Settings
 
@@ -87,6 +88,7 @@ class Worker:
             "status_sync", lambda: check_statuses(rt.orders, rt.providers, rt.policy.status_sync_interval_seconds)
         )
         await self._timed("refill_sync", lambda: sync_refills(rt.orders, rt.providers))
+        await self._timed("webhooks", lambda: deliver_due(rt.engine, rt.webhooks))
         await self._timed("catalog_sync", lambda: self.catalog_sync.step(now))
 
     async def _timed(self, name: str, work: Callable[[], Awaitable[object]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -11,9 +12,11 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from gateway import audit
 from gateway.admin.common import ERRORS, actor, money
-from gateway.admin.deps import DbSession
+from gateway.admin.deps import DbSession, EngineDep, SessionsDep, SettingsDep, WebhooksDep
+from gateway.errors import InvalidInput, NotFound
 from gateway.ledger import customers as domain
 from gateway.models import Customer, LedgerEntry
+from gateway.orders import webhooks
 
 Id = Annotated[int, PathParameter(gt=0, le=2**62)]
 Limit = Annotated[int, QueryParameter(ge=1, le=1000)]
@@ -36,6 +39,8 @@ class CustomerPatch(msgspec.Struct, forbid_unknown_fields=True):
     allowed_ips: list[str] | msgspec.UnsetType | None = msgspec.UNSET
     # At most this much charged per UTC day; null: no limit.
     daily_spend_limit: str | int | msgspec.UnsetType | None = msgspec.UNSET
+    # Where status changes are POSTed (http(s), a public address); null: no webhooks.
+    webhook_url: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class FundsIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -58,6 +63,9 @@ class CustomerOut(msgspec.Struct):
     # The last use of the key from outside ``allowed_ips``: when, and from where.
     ip_refused_at: datetime | None
     ip_refused_from: str | None
+    webhook_url: str | None
+    # Whether a signing secret exists (it is shown once, by POST .../webhook-secret).
+    webhook_secret_set: bool
     created_at: datetime
 
 
@@ -67,6 +75,41 @@ class NewCustomerOut(CustomerOut):
 
 class KeyOut(msgspec.Struct):
     api_key: str
+
+
+class SecretOut(msgspec.Struct):
+    secret: str
+
+
+class DeliveryOut(msgspec.Struct):
+    id: int
+    event_id: str
+    event: str
+    order_id: int | None
+    refill_id: int | None
+    payload: dict[str, Any]
+    created_at: datetime
+    attempts: int
+    last_attempt_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    # When it will be tried again (null: delivered or given up).
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    failed_at: datetime | None
+
+
+def delivery_out(row: webhooks.DeliveryRow) -> DeliveryOut:
+    return DeliveryOut(**dataclasses.asdict(row))
+
+
+def _webhook_url(value: str | None, allow_private: bool) -> str | None:
+    if value is None or value.strip() == "":
+        return None
+    try:
+        return webhooks.check_webhook_url(value, allow_private=allow_private)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="webhook_url") from None
 
 
 class BalanceOut(msgspec.Struct):
@@ -99,6 +142,8 @@ def customer_fields(customer: Customer) -> dict[str, Any]:
         or "0.00",
         "ip_refused_at": customer.ip_refused_at,
         "ip_refused_from": customer.ip_refused_from,
+        "webhook_url": customer.webhook_url,
+        "webhook_secret_set": customer.webhook_secret is not None,
         "created_at": customer.created_at,
     }
 
@@ -158,7 +203,12 @@ class CustomerController(Controller):
         responses=ERRORS,
     )
     async def update(
-        self, request: Request[Any, Any, Any], customer_id: Id, data: JSONBody[CustomerPatch], db: DbSession
+        self,
+        request: Request[Any, Any, Any],
+        customer_id: Id,
+        data: JSONBody[CustomerPatch],
+        db: DbSession,
+        settings: SettingsDep,
     ) -> CustomerOut:
         values: dict[str, Any] = {}
         if data.name is not msgspec.UNSET:
@@ -174,6 +224,11 @@ class CustomerController(Controller):
         if data.daily_spend_limit is not msgspec.UNSET:
             values["daily_spend_limit"] = domain.validate_spend_limit(data.daily_spend_limit)
         customer = await domain.require_customer(db, customer_id)
+        if data.webhook_url is not msgspec.UNSET:
+            values["webhook_url"] = _webhook_url(data.webhook_url, settings.allow_private_upstreams)
+            if values["webhook_url"] is not None and customer.webhook_secret is None:
+                # Signed from the first event; the operator reads the secret with webhook-secret.
+                values["webhook_secret"] = webhooks.new_secret()
         before = customer_fields(customer)
         customer = await domain.update_customer(db, customer, values)
         after = customer_fields(customer)
@@ -190,6 +245,69 @@ class CustomerController(Controller):
         key = await domain.rotate_key(db, customer_id)
         await audit.record(db, actor(request), "customer.rotate_key", "customer", customer_id)
         return KeyOut(api_key=key)
+
+    @post(
+        "/{customer_id:int}/webhook-secret",
+        summary="A new webhook signing secret, shown this once (the old one stops signing at once)",
+        status_code=200,
+        responses=ERRORS,
+    )
+    async def webhook_secret(self, request: Request[Any, Any, Any], customer_id: Id, db: DbSession) -> SecretOut:
+        customer = await domain.require_customer(db, customer_id)
+        secret = webhooks.new_secret()
+        await domain.update_customer(db, customer, {"webhook_secret": secret})
+        await audit.record(db, actor(request), "customer.webhook_secret", "customer", customer_id)
+        return SecretOut(secret=secret)
+
+    @get("/{customer_id:int}/webhooks", summary="The customer's webhook deliveries, newest first", responses=ERRORS)
+    async def webhook_log(
+        self, customer_id: Id, db: DbSession, limit: Limit = 100, before: Before = None
+    ) -> list[DeliveryOut]:
+        await domain.require_customer(db, customer_id)
+        return [delivery_out(d) for d in await webhooks.deliveries(db, customer_id, limit=limit, before=before)]
+
+    @post(
+        "/{customer_id:int}/webhooks/{delivery_id:int}/resend",
+        summary="Send a webhook event again (due now, another 24 h of retries)",
+        status_code=200,
+        responses=ERRORS,
+    )
+    async def webhook_resend(
+        self, request: Request[Any, Any, Any], customer_id: Id, delivery_id: Id, db: DbSession
+    ) -> DeliveryOut:
+        row = await webhooks.resend(db, customer_id, delivery_id)
+        if row is None:
+            raise NotFound(f"webhook delivery {delivery_id} of customer {customer_id} not found")
+        await audit.record(
+            db, actor(request), "customer.webhook_resend", "customer", customer_id, None, {"delivery": delivery_id}
+        )
+        return delivery_out(row)
+
+    @post(
+        "/{customer_id:int}/webhook-test",
+        summary="Send a signed webhook.test event to the customer's receiver now; the attempt's result",
+        status_code=200,
+        responses=ERRORS,
+    )
+    async def webhook_test(
+        self,
+        request: Request[Any, Any, Any],
+        customer_id: Id,
+        sessions: SessionsDep,
+        engine: EngineDep,
+        webhook_sender: WebhooksDep,
+    ) -> DeliveryOut:
+        # Queued and committed first (no transaction open while the receiver answers), then sent.
+        async with sessions.begin() as session:
+            customer = await domain.require_customer(session, customer_id)
+            if customer.webhook_url is None:
+                raise InvalidInput("the customer has no webhook_url", field="webhook_url")
+            delivery_id = await webhooks.queue_test(session, customer_id)
+            await audit.record(session, actor(request), "customer.webhook_test", "customer", customer_id)
+        await webhooks.send_now(engine, webhook_sender, delivery_id)
+        async with sessions() as session:
+            (row,) = await webhooks.deliveries(session, customer_id, limit=1, before=delivery_id + 1)
+        return delivery_out(row)
 
     @post(
         "/{customer_id:int}/funds",

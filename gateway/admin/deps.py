@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from gateway.orders.webhooks import WebhookSender
 from gateway.providers import ProviderGateway
 from gateway.settings import Settings
 
@@ -19,6 +20,8 @@ DbSession: TypeAlias = NamedDependency[AsyncSession]
 SessionsDep: TypeAlias = NamedDependency[async_sessionmaker[AsyncSession]]
 ProvidersDep: TypeAlias = NamedDependency[ProviderGateway]
 SettingsDep: TypeAlias = NamedDependency[Settings]
+EngineDep: TypeAlias = NamedDependency[AsyncEngine]
+WebhooksDep: TypeAlias = NamedDependency[WebhookSender]
 
 
 @dataclass(frozen=True, slots=True)

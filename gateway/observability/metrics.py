@@ -43,6 +43,10 @@ class OrderSnapshot:
     stalest_active_seconds: float = 0.0
     held: int = 0
     anomalies: dict[str, int] = field(default_factory=dict)
+    # Customers' status webhooks: waiting to be delivered (and the oldest one's age), given up.
+    webhooks_pending: int = 0
+    webhooks_oldest_pending_seconds: float = 0.0
+    webhooks_failed: int = 0
 
 
 class _ScrapeTimeValues(Collector):
@@ -99,6 +103,21 @@ class _ScrapeTimeValues(Collector):
         for kind, count in sorted(self.orders.anomalies.items()):
             anomalies.add_metric([kind], float(count))
         yield anomalies
+        yield GaugeMetricFamily(
+            "gateway_webhooks_pending",
+            "Webhook events not yet delivered (being retried)",
+            value=self.orders.webhooks_pending,
+        )
+        yield GaugeMetricFamily(
+            "gateway_webhooks_oldest_pending_seconds",
+            "Age of the oldest webhook event not yet delivered (0 when none)",
+            value=self.orders.webhooks_oldest_pending_seconds,
+        )
+        yield GaugeMetricFamily(
+            "gateway_webhooks_failed",
+            "Webhook events given up after 24 h of retries (until resent)",
+            value=float(self.orders.webhooks_failed),
+        )
 
 
 class GatewayMetrics:

@@ -339,6 +339,15 @@ _ORDER_SNAPSHOT = text(
 )
 # Anomalies are never deleted, so their count per kind only grows: exposed as a counter.
 _ANOMALY_SNAPSHOT = text("SELECT kind, count(*) AS anomalies FROM order_anomalies GROUP BY kind")
+# Both counts read partial indexes (pending, given up): cheap however long the delivered history.
+_WEBHOOK_SNAPSHOT = text(
+    """
+    SELECT (SELECT count(*) FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL) AS pending,
+           (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM webhook_outbox
+            WHERE delivered_at IS NULL AND failed_at IS NULL)::float8 AS oldest,
+           (SELECT count(*) FROM webhook_outbox WHERE failed_at IS NOT NULL) AS failed
+    """
+)
 SNAPSHOT_STATEMENT_TIMEOUT_MS = 5000
 
 
@@ -1023,12 +1032,16 @@ class OrderStore:
             await conn.execute(text(f"SET LOCAL statement_timeout = {SNAPSHOT_STATEMENT_TIMEOUT_MS}"))
             rows = (await conn.execute(_ORDER_SNAPSHOT)).all()
             anomalies = {str(r.kind): int(r.anomalies) for r in await conn.execute(_ANOMALY_SNAPSHOT)}
+            hooks = (await conn.execute(_WEBHOOK_SNAPSHOT)).one()
         return OrderSnapshot(
             counts={(str(r.status), str(r.state)): int(r.orders) for r in rows},
             oldest_queued_seconds=max((float(r.queued_age) for r in rows if r.queued_age is not None), default=0.0),
             stalest_active_seconds=max((float(r.stale_age) for r in rows if r.stale_age is not None), default=0.0),
             held=sum(int(r.held) for r in rows),
             anomalies=anomalies,
+            webhooks_pending=int(hooks.pending),
+            webhooks_oldest_pending_seconds=float(hooks.oldest),
+            webhooks_failed=int(hooks.failed),
         )
 
 
