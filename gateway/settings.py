@@ -170,6 +170,14 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported driver {url.get_driver_name()!r}; use postgresql+asyncpg://")
         return value
 
+    @field_validator("min_margin_percent", "drift_alert_percent", mode="before")
+    @classmethod
+    def _plain_decimal(cls, value: object) -> object:
+        # Decimal() also reads other scripts' digits ("２"): a percentage is typed in ASCII.
+        if isinstance(value, str) and not value.strip().isascii():
+            raise ValueError("a plain decimal number, e.g. 2.5")
+        return value
+
     @field_validator("currency")
     @classmethod
     def _check_currency(cls, value: str) -> str:
