@@ -59,7 +59,8 @@ _OPEN = text(
     SELECT :kind, s.subject, CAST(s.details AS jsonb)
     FROM unnest(CAST(:subjects AS text[]), CAST(:details AS text[])) AS s(subject, details)
     ON CONFLICT (kind, subject) WHERE closed_at IS NULL
-    DO UPDATE SET details = EXCLUDED.details WHERE alerts.details IS DISTINCT FROM EXCLUDED.details
+    DO UPDATE SET details = alerts.details || EXCLUDED.details
+    WHERE alerts.details IS DISTINCT FROM alerts.details || EXCLUDED.details
     RETURNING subject, (xmax = 0) AS inserted
     """
 )
@@ -83,7 +84,8 @@ async def reconcile(
     within: Iterable[str] | None = None,
 ) -> Reconciled:
     """Make the open alerts of ``kind`` match ``current`` (subject -> details, every condition that
-    holds now). With ``within``, only those subjects may be closed (an evaluator that looked at part
+    holds now; an open alert's details are updated key by key, so a key an evaluation leaves out keeps
+    what an earlier one said). With ``within``, only those subjects may be closed (an evaluator that looked at part
     of the subjects, e.g. one provider's services, leaves the others alone)."""
     if kind not in ALERT_KINDS:
         raise ValueError(f"unknown alert kind {kind!r}")

@@ -115,12 +115,14 @@ def _holds(policy: str, breach: Breach) -> bool:
 def _details(
     service: PricedService, old_cost: Decimal | None, breach: Breach, policy: str, held: bool
 ) -> dict[str, Any]:
+    # The cost before the rise is only known at the sync that saw it: later syncs leave it as it was.
+    rise = {} if old_cost is None else {"previous_cost_rate": format_money(old_cost)}
     return {
+        **rise,
         "service_id": service.id,
         "provider_id": service.provider_id,
         "name": service.name,
         "cost_rate": format_money(service.quote.cost_rate),
-        "previous_cost_rate": None if old_cost is None else format_money(old_cost),
         "floor": format_money(breach.floor),
         "policy": policy,
         "off_sale": held,

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.money import format_money
 from gateway.settings import Settings
 from gateway.simulator.catalog import Service, default_catalog
 from gateway.simulator.runner import RunningSimulator
@@ -135,7 +136,11 @@ async def test_price_rise_follows_the_policy_one_alert_each_and_closes_when_the_
     again = await scene.sync()
     assert again["margin_alerts"] == 0
     assert again["margin_off_sale"] == 0
-    assert set(await scene.open_margin_alerts()) == alerted
+    kept = await scene.open_margin_alerts()
+    assert set(kept) == alerted
+    # The cost before the rise stays in the details although this sync saw no rise.
+    assert kept[scene.ids[fixed.service_id]]["details"]["previous_cost_rate"] == format_money(fixed.rate)
+    assert kept[scene.ids[fixed.service_id]]["details"]["cost_rate"] == format_money(fixed.rate * 2)
     all_margin = await _ok(await client.get("/admin/alerts", params={"kind": "margin"}, headers=admin_headers))
     assert len(all_margin) == len(alerted)
     metrics = (await client.get("/metrics")).text
