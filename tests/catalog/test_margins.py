@@ -88,6 +88,9 @@ class Scene:
 
     async def for_sale(self) -> dict[int, bool]:
         services = await _ok(await self.client.get("/admin/services", headers=self.headers))
+        # Off sale by the margin guard shows as such, next to the operator's own "enabled".
+        assert all((s["margin_hold_since"] is not None) <= (not s["for_sale"]) for s in services)
+        assert all(s["enabled"] for s in services)
         return {s["id"]: s["for_sale"] for s in services}
 
 
