@@ -14,8 +14,9 @@ recorded balances, this process' circuit breakers) and reconciles every kind of 
 | ``charge_drift`` | ``provider:ID`` | the provider billed the last day's orders more than ``GATEWAY_DRIFT_ALERT_PERCENT`` away from their expected cost (and at least 0.01) |
 
 The circuit breakers live in each process: the worker that evaluates sees its own. Several workers
-may disagree about a circuit, so only the worker that sees it open long enough opens the alert, and
-a worker closes it only after it has itself seen that provider's circuit closed again.
+may disagree about a circuit, so only a worker that sees it open long enough opens the alert, and a
+worker closes it only when its own circuit to that provider is closed and a call of its got an answer
+within the threshold (a worker that has not called the provider lately leaves the alert alone).
 """
 
 from __future__ import annotations
@@ -103,7 +104,10 @@ def circuit_conditions(
     for provider, snapshot in breakers.items():
         subject = f"provider:{provider}"
         if snapshot.state == "closed" or snapshot.unhealthy_since is None:
-            closed.append(subject)
+            # Only a recent answer proves the provider is back: a process that has not called it
+            # lately (a worker without work for it) must not close what another one sees open.
+            if snapshot.last_success_at is not None and now - snapshot.last_success_at <= threshold_seconds:
+                closed.append(subject)
             continue
         seconds = now - snapshot.unhealthy_since
         if seconds >= threshold_seconds:

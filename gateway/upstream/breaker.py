@@ -36,6 +36,9 @@ class BreakerSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     # Since when (the breaker's clock) the circuit has not been closed: unlike ``opened_at`` it is
     # not moved by a failed half-open probe re-opening it, so it says how long the provider has been down.
     unhealthy_since: float | None = None
+    # When (the breaker's clock) a call last got an answer: a process that has not called the
+    # provider lately knows nothing about its health.
+    last_success_at: float | None = None
 
 
 class CircuitBreaker:
@@ -56,6 +59,7 @@ class CircuitBreaker:
         self._state: BreakerState = "closed"
         self._opened_at: float | None = None
         self._unhealthy_since: float | None = None
+        self._last_success_at: float | None = None
         self._probe_in_flight = False
         self.consecutive_failures = 0
         self.failures = 0
@@ -98,6 +102,7 @@ class CircuitBreaker:
         self._state = "closed"
         self._opened_at = None
         self._unhealthy_since = None
+        self._last_success_at = self._clock()
 
     def record_failure(self) -> None:
         """A transport failure: the request did not leave, or no readable answer came back."""
@@ -137,6 +142,7 @@ class CircuitBreaker:
             opened_at=self._opened_at,
             retry_in=retry_in,
             unhealthy_since=self._unhealthy_since,
+            last_success_at=self._last_success_at,
         )
 
     def __repr__(self) -> str:

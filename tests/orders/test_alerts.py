@@ -183,7 +183,7 @@ async def test_anomalies_open_an_alert_per_kind_for_a_day(shop: Shop) -> None:
     assert await _alerts(shop, "order_anomalies") == []
 
 
-def _snapshot(state: str, unhealthy_since: float | None) -> BreakerSnapshot:
+def _snapshot(state: str, unhealthy_since: float | None, last_success_at: float | None = None) -> BreakerSnapshot:
     return BreakerSnapshot(
         state=state,  # type: ignore[arg-type]
         consecutive_failures=0,
@@ -194,6 +194,7 @@ def _snapshot(state: str, unhealthy_since: float | None) -> BreakerSnapshot:
         opened_at=unhealthy_since,
         retry_in=None,
         unhealthy_since=unhealthy_since,
+        last_success_at=last_success_at,
     )
 
 
@@ -203,8 +204,8 @@ async def test_a_circuit_open_too_long_opens_an_alert_and_a_closed_one_closes_it
     threshold = policy.circuit_open_alert_seconds
     pid = shop.provider_id
 
-    async def evaluate(state: str, since: float | None, now: float) -> None:
-        await evaluate_alerts(rt.orders, rt.sessions, {pid: _snapshot(state, since)}, policy, now)
+    async def evaluate(state: str, since: float | None, now: float, success: float | None = None) -> None:
+        await evaluate_alerts(rt.orders, rt.sessions, {pid: _snapshot(state, since, success)}, policy, now)
 
     await evaluate("open", 100.0, 100.0 + threshold - 1)
     assert await _alerts(shop, "circuit_open") == []
@@ -216,7 +217,12 @@ async def test_a_circuit_open_too_long_opens_an_alert_and_a_closed_one_closes_it
     # Another process that has not seen this provider closes nothing.
     await evaluate_alerts(rt.orders, rt.sessions, {}, policy, 0.0)
     assert len(await _alerts(shop, "circuit_open")) == 1
-    await evaluate("closed", None, 10_000.0)
+    # A process whose circuit is closed but that has not called the provider lately closes nothing either.
+    await evaluate("closed", None, 10_000.0, success=None)
+    await evaluate("closed", None, 10_000.0, success=10_000.0 - threshold - 1)
+    assert len(await _alerts(shop, "circuit_open")) == 1
+    # One that got an answer recently does.
+    await evaluate("closed", None, 10_000.0, success=9_999.0)
     assert await _alerts(shop, "circuit_open") == []
 
 
@@ -237,3 +243,4 @@ def test_the_breaker_remembers_since_when_it_has_not_been_closed() -> None:
     assert breaker.allow()
     breaker.record_success()
     assert breaker.snapshot().unhealthy_since is None
+    assert breaker.snapshot().last_success_at == 22.0
