@@ -62,6 +62,7 @@ async def test_every_admin_route_refuses_without_the_token(client: httpx.AsyncCl
             "refill_id",
             "rule_id",
             "token_id",
+            "alert_id",
             "group",
         ):
             concrete = concrete.replace(segment, "1")
