@@ -23,7 +23,8 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway import __version__
+from gateway import __version__, alerts
+from gateway.admin.alerts import AlertController
 from gateway.admin.auth import admin_guard
 from gateway.admin.catalog import CustomerRateController, MarkupRuleController, ServiceController
 from gateway.admin.customers import CustomerController
@@ -139,7 +140,13 @@ async def ready(runtime: RuntimeDep) -> Response[dict[str, str | None]]:
 
 @get("/metrics", include_in_schema=False, summary="Prometheus metrics")
 async def metrics_endpoint(runtime: RuntimeDep) -> Response[bytes]:
-    return metrics_response(await runtime.metrics.render(runtime.orders.snapshot, runtime.providers.breakers()))
+    async def open_alerts() -> dict[str, int]:
+        async with runtime.engine.connect() as conn:
+            return await alerts.open_counts(conn)
+
+    return metrics_response(
+        await runtime.metrics.render(runtime.orders.snapshot, runtime.providers.breakers(), alerts_now=open_alerts)
+    )
 
 
 def v2_edge(runtime: Runtime) -> V2Edge:
@@ -178,6 +185,7 @@ def admin_router() -> Router:
             ReportController,
             TokenController,
             AuditController,
+            AlertController,
         ],
         guards=[admin_guard],
         security=[{"BearerToken": []}],

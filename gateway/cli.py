@@ -156,7 +156,11 @@ async def sync_all(
         for pid, name in providers:
             try:
                 summary = await sync_provider(
-                    runtime.sessions, runtime.providers, pid, progress_for(name) if progress_for else None
+                    runtime.sessions,
+                    runtime.providers,
+                    pid,
+                    progress_for(name) if progress_for else None,
+                    guard=runtime.margin_guard,
                 )
             except (UpstreamError, DomainError) as exc:
                 results.append((name, str(exc)))

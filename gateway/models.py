@@ -252,6 +252,9 @@ class Service(Base):
     min_override: Mapped[int | None] = mapped_column(BigInteger)
     max_override: Mapped[int | None] = mapped_column(BigInteger)
     fixed_rate: Mapped[Decimal | None] = mapped_column(Rate)
+    # Set by the margin guard (not the operator): off sale since then because an upstream price rise
+    # took a customer price below the margin floor; cleared by the sync that finds it back above.
+    margin_hold_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -477,6 +480,7 @@ class OrderAnomaly(Base):
     __table_args__ = (
         UniqueConstraint("order_id", "kind", "detail"),
         Index("ix_order_anomalies_kind", "kind"),
+        Index("ix_order_anomalies_last_seen_at", "last_seen_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -602,3 +606,38 @@ class CatalogRevision(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     revision: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=text("0"))
+
+
+ALERT_KINDS = (
+    "margin",
+    "charge_drift",
+    "low_balance",
+    "orders_unknown",
+    "orders_queued",
+    "circuit_open",
+    "order_anomalies",
+)
+
+
+class Alert(Base):
+    """A condition the operator must know about (a margin lost to a price rise, an upstream that
+    bills more than it said, money stuck). Opened and closed by the gateway as the condition starts
+    and ends; the partial unique index makes one condition (kind + subject) one open alert, however
+    many processes see it at once."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        CheckConstraint(_in("kind", ALERT_KINDS), name="kind_known"),
+        CheckConstraint("length(subject) BETWEEN 1 AND 200", name="subject_length"),
+        Index("uq_alerts_open", "kind", "subject", unique=True, postgresql_where=text("closed_at IS NULL")),
+        Index("ix_alerts_opened_at", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), nullable=False)
+    subject: Mapped[str] = mapped_column(String(200), nullable=False)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

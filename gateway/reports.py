@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.errors import InvalidInput
+from gateway.orders.drift import expected_cost_sql, reported_cost_sql
 from gateway.orders.profit import cost_sql, revenue_sql
 
 _MEASURES = f"""
@@ -71,3 +72,36 @@ async def grouped(
         params,
     )
     return [(row.key, Totals(row.orders, row.revenue, row.cost, row.refunds)) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeDrift:
+    """A provider's orders with a reported charge: what they should have cost (expected) and what
+    the upstream billed (reported), as :mod:`gateway.orders.drift` defines them."""
+
+    orders: int
+    expected: Decimal
+    reported: Decimal
+
+    @property
+    def drift(self) -> Decimal:
+        return self.reported - self.expected
+
+
+async def charge_drift(session: AsyncSession, start: datetime | None, end: datetime | None) -> dict[int, ChargeDrift]:
+    """Per provider id, over the orders created in the period that the upstream reported a charge for."""
+    where, params = _window(start, end)
+    rows = await session.execute(
+        text(
+            f"""
+            SELECT o.provider_id, count(*) AS orders,
+                   coalesce(sum({expected_cost_sql("o")}), 0) AS expected,
+                   round(coalesce(sum({reported_cost_sql("o", "p")}), 0), 5) AS reported
+            FROM orders o JOIN providers p ON p.id = o.provider_id
+            {where} AND o.upstream_charge IS NOT NULL AND o.state = 'placed'
+            GROUP BY o.provider_id
+            """  # noqa: S608 - composed of constants only
+        ),
+        params,
+    )
+    return {int(r.provider_id): ChargeDrift(int(r.orders), r.expected, r.reported) for r in rows}

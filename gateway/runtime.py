@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.bootstrap import run_single_upstream
+from gateway.catalog.margins import MarginGuard
 from gateway.catalog.pricebook import Catalog
 from gateway.db import HotPathPool, create_engine, create_sessionmaker, resolve_database_url
 from gateway.observability.logs import REDACTOR, log_attempt
@@ -26,6 +27,7 @@ from gateway.orders.idempotency import IdempotencyKeys
 from gateway.orders.outcomes import PendingOutcomes
 from gateway.orders.policy import OrderPolicy
 from gateway.orders.store import OrderStore
+from gateway.orders.watch import WatchPolicy
 from gateway.orders.webhooks import WebhookSender
 from gateway.providers import ProviderDirectory, ProviderGateway
 from gateway.providers.calllog import CallLog
@@ -143,6 +145,20 @@ class Runtime:
             webhooks=WebhookSender(allow_private=settings.allow_private_upstreams),
             idempotency=IdempotencyKeys(hot, settings.idempotency_ttl_seconds),
             metrics=metrics,
+        )
+
+    @property
+    def margin_guard(self) -> MarginGuard:
+        """What every catalog sync of this process checks prices with (gateway/catalog/margins.py)."""
+        return MarginGuard(self.settings.min_margin_percent, self.settings.margin_policy)
+
+    @property
+    def watch_policy(self) -> WatchPolicy:
+        """The thresholds of the operational alerts (gateway/orders/watch.py)."""
+        return WatchPolicy(
+            queued_alert_seconds=self.settings.queued_alert_seconds,
+            circuit_open_alert_seconds=self.settings.circuit_open_alert_seconds,
+            drift_alert_percent=self.settings.drift_alert_percent,
         )
 
     def start_background(self) -> None:

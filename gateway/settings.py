@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError
 from gateway.upstream.addresses import normalise_upstream_url
 
 Dialect = Literal["documented", "perfectpanel"]
+MarginPolicy = Literal["alert", "disable", "reprice"]
 
 # A DNS name (letters, digits, hyphens; dots between labels) or an IPv4 address, or an IPv6
 # address in brackets; then an optional port.
@@ -120,6 +121,24 @@ class Settings(BaseSettings):
     # Pricing safety: a resale rate is never below cost × (1 + min_margin_percent/100)
     # unless the operator fixed it explicitly.
     min_margin_percent: Decimal = Field(default=Decimal("0"), ge=Decimal("0"), le=Decimal("1000"))
+    # What a catalog sync does when an upstream price rise takes a customer price below that floor.
+    margin_policy: MarginPolicy = Field(
+        default="alert", description="alert | disable (off sale) | reprice (computed follow, typed off sale)"
+    )
+
+    # Alerts (GET /admin/alerts, gateway_alerts_open{kind}).
+    drift_alert_percent: Decimal = Field(
+        default=Decimal("2"),
+        gt=Decimal("0"),
+        le=Decimal("1000"),
+        description="alert when a provider's billed charges over the last day drift more than this from the costs",
+    )
+    queued_alert_seconds: int = Field(
+        default=900, ge=60, le=30 * 86400, description="alert when an order has been queued longer than this"
+    )
+    circuit_open_alert_seconds: int = Field(
+        default=300, ge=10, le=7 * 86400, description="alert when a provider's circuit stays open longer than this"
+    )
 
     # Upstream calls.
     upstream_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
@@ -180,6 +199,14 @@ class Settings(BaseSettings):
             raise ValueError(f"only PostgreSQL is supported, got {url.get_backend_name()!r}")
         if url.get_driver_name() not in ("asyncpg", "psycopg2", "psycopg", ""):
             raise ValueError(f"unsupported driver {url.get_driver_name()!r}; use postgresql+asyncpg://")
+        return value
+
+    @field_validator("min_margin_percent", "drift_alert_percent", mode="before")
+    @classmethod
+    def _plain_decimal(cls, value: object) -> object:
+        # Decimal() also reads other scripts' digits ("２"): a percentage is typed in ASCII.
+        if isinstance(value, str) and not value.strip().isascii():
+            raise ValueError("a plain decimal number, e.g. 2.5")
         return value
 
     @field_validator("currency")

@@ -23,6 +23,7 @@ from gateway.orders.outcomes import OrderToSend
 from gateway.orders.refills import sync_refills
 from gateway.orders.routing import RoutePlan
 from gateway.orders.sync import check_statuses, sweep
+from gateway.orders.watch import evaluate_alerts
 from gateway.orders.webhooks import deliver_due
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 DISPATCH_BATCH = 50
 DISPATCH_CONCURRENCY = 20
 SWEEP_EVERY_SECONDS = 10.0
+# The operational alerts read a few aggregates; every 10 s is fresh enough for a human.
+ALERTS_EVERY_SECONDS = 10.0
 
 
 class Worker:
@@ -41,9 +44,13 @@ class Worker:
         self.runtime = runtime
         self._stop = asyncio.Event()
         self.catalog_sync = PeriodicSync(
-            runtime.sessions, runtime.providers, runtime.settings.catalog_sync_interval_seconds
+            runtime.sessions,
+            runtime.providers,
+            runtime.settings.catalog_sync_interval_seconds,
+            runtime.margin_guard,
         )
         self._last_sweep = 0.0
+        self._last_alerts = float("-inf")
         self.last_step_seconds: dict[str, float] = {}
 
     def stop(self) -> None:
@@ -90,6 +97,14 @@ class Worker:
         await self._timed("refill_sync", lambda: sync_refills(rt.orders, rt.providers))
         await self._timed("webhooks", lambda: deliver_due(rt.engine, rt.webhooks))
         await self._timed("catalog_sync", lambda: self.catalog_sync.step(now))
+        if now - self._last_alerts >= ALERTS_EVERY_SECONDS:
+            await self._timed("alerts", self.evaluate_alerts)
+            self._last_alerts = now
+
+    async def evaluate_alerts(self) -> None:
+        """Open and close the operational alerts (gateway/orders/watch.py) for what holds now."""
+        rt = self.runtime
+        await evaluate_alerts(rt.orders, rt.sessions, rt.providers.breakers(), rt.watch_policy, time.monotonic())
 
     async def _timed(self, name: str, work: Callable[[], Awaitable[object]]) -> None:
         """Run one step; its failure is logged and counted, and never stops the steps after it

@@ -196,3 +196,86 @@ def test_the_defaults_of_the_new_settings(monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.delenv(name, raising=False)
     settings = load_settings(_env_file=None)
     assert (settings.public_url, settings.panel_name) == (None, "API")
+
+
+# --- the margin guard and the alerts (issue 18) ------------------------------------------------
+
+ALERT_SETTINGS = (
+    "GATEWAY_MARGIN_POLICY",
+    "GATEWAY_DRIFT_ALERT_PERCENT",
+    "GATEWAY_QUEUED_ALERT_SECONDS",
+    "GATEWAY_CIRCUIT_OPEN_ALERT_SECONDS",
+)
+
+
+def test_the_defaults_of_the_alert_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ALERT_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings(_env_file=None)
+    assert settings.margin_policy == "alert"
+    assert str(settings.drift_alert_percent) == "2"
+    assert settings.queued_alert_seconds == 900
+    assert settings.circuit_open_alert_seconds == 300
+
+
+def test_the_alert_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_MARGIN_POLICY", "reprice")
+    monkeypatch.setenv("GATEWAY_DRIFT_ALERT_PERCENT", "0.5")
+    monkeypatch.setenv("GATEWAY_QUEUED_ALERT_SECONDS", "60")
+    monkeypatch.setenv("GATEWAY_CIRCUIT_OPEN_ALERT_SECONDS", "604800")
+    settings = load_settings(_env_file=None)
+    assert settings.margin_policy == "reprice"
+    assert str(settings.drift_alert_percent) == "0.5"
+    assert (settings.queued_alert_seconds, settings.circuit_open_alert_seconds) == (60, 604800)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("GATEWAY_MARGIN_POLICY", ""),
+        ("GATEWAY_MARGIN_POLICY", "ALERT!"),
+        ("GATEWAY_MARGIN_POLICY", "reprice;disable"),
+        ("GATEWAY_MARGIN_POLICY", "désactiver"),
+        ("GATEWAY_MARGIN_POLICY", "x" * 10_000),
+        ("GATEWAY_DRIFT_ALERT_PERCENT", "0"),
+        ("GATEWAY_DRIFT_ALERT_PERCENT", "-2"),
+        ("GATEWAY_DRIFT_ALERT_PERCENT", "1001"),
+        ("GATEWAY_DRIFT_ALERT_PERCENT", "NaN"),
+        ("GATEWAY_DRIFT_ALERT_PERCENT", "Infinity"),
+        ("GATEWAY_DRIFT_ALERT_PERCENT", "1e999"),
+        ("GATEWAY_DRIFT_ALERT_PERCENT", "two"),
+        ("GATEWAY_DRIFT_ALERT_PERCENT", "２"),
+        ("GATEWAY_QUEUED_ALERT_SECONDS", "59"),
+        ("GATEWAY_QUEUED_ALERT_SECONDS", "-900"),
+        ("GATEWAY_QUEUED_ALERT_SECONDS", "2592001"),
+        ("GATEWAY_QUEUED_ALERT_SECONDS", "900.5"),
+        ("GATEWAY_QUEUED_ALERT_SECONDS", "9" * 400),
+        ("GATEWAY_CIRCUIT_OPEN_ALERT_SECONDS", "9"),
+        ("GATEWAY_CIRCUIT_OPEN_ALERT_SECONDS", "604801"),
+        ("GATEWAY_CIRCUIT_OPEN_ALERT_SECONDS", "five minutes"),
+    ],
+)
+def test_bad_alert_settings_name_the_setting(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(_env_file=None)
+    message = str(caught.value)
+    assert message.startswith(f"invalid setting {name}:")
+    assert "\n" not in message
+    assert len(message) < 300
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("margin_policy", 1),
+        ("margin_policy", ["alert"]),
+        ("drift_alert_percent", [2]),
+        ("drift_alert_percent", {"a": 1}),
+        ("queued_alert_seconds", "soon"),
+        ("circuit_open_alert_seconds", None),
+    ],
+)
+def test_the_alert_settings_refuse_the_wrong_type(name: str, value: object) -> None:
+    with pytest.raises(SettingsError, match=f"GATEWAY_{name.upper()}"):
+        load_settings(_env_file=None, **{name: value})

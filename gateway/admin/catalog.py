@@ -46,6 +46,9 @@ class ServiceOut(msgspec.Struct):
     upstream_category: str
     upstream_rate: str
     upstream_type: str
+    # Off sale by the margin guard since then (an upstream price rise took a customer price under the
+    # margin floor; GATEWAY_MARGIN_POLICY), until a sync finds the price back above it.
+    margin_hold_since: datetime | None = None
 
 
 class ServicePatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -132,6 +135,7 @@ def service_out(service: Service, priced: PricedService) -> ServiceOut:
         upstream_category=service.upstream_category,
         upstream_rate=money(service.upstream_rate) or "0.00",
         upstream_type=service.upstream_type,
+        margin_hold_since=service.margin_hold_since,
     )
 
 

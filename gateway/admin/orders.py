@@ -82,11 +82,22 @@ class UpstreamCallOut(msgspec.Struct):
     created_at: datetime
 
 
+class ChargeDriftOut(msgspec.Struct):
+    """What the upstream billed for the order (its last reported ``charge``, in its currency, and
+    converted) against the order's expected cost; ``drift`` = reported - expected."""
+
+    upstream_charge: str | None
+    expected_cost: str
+    reported_cost: str | None
+    drift: str | None
+
+
 class OrderDetailOut(msgspec.Struct):
     order: OrderOut
     ledger: list[LedgerEntryOut]
     upstream_calls: list[UpstreamCallOut]
     anomalies: list[AnomalyOut]
+    charge_drift: ChargeDriftOut | None = None
 
 
 class ResolveIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -123,6 +134,15 @@ def anomaly_out(anomaly: OrderAnomaly) -> AnomalyOut:
 async def orders_out(db: DbSession, orders: list[Order]) -> list[OrderOut]:
     counts = await domain.anomaly_counts(db, [o.id for o in orders])
     return [order_out(o, counts.get(o.id, 0)) for o in orders]
+
+
+def drift_out(drift: domain.OrderChargeDrift) -> ChargeDriftOut:
+    return ChargeDriftOut(
+        upstream_charge=money(drift.upstream_charge),
+        expected_cost=money(drift.expected) or "0.00",
+        reported_cost=money(drift.reported),
+        drift=money(drift.drift),
+    )
 
 
 def call_out(call: UpstreamCall) -> UpstreamCallOut:
@@ -181,6 +201,7 @@ class OrderController(Controller):
             [entry_out(e) for e in history.ledger],
             [call_out(c) for c in history.calls],
             [anomaly_out(a) for a in history.anomalies],
+            drift_out(await domain.order_charge_drift(db, order)),
         )
 
     @post(

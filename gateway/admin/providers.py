@@ -21,6 +21,7 @@ from gateway.admin.common import ERRORS, UPSTREAM_ERRORS, UpstreamFailed, actor,
 from gateway.admin.deps import DbSession, ProvidersDep, SessionsDep, SettingsDep
 from gateway.catalog import balances
 from gateway.catalog import providers as domain
+from gateway.catalog.margins import MarginGuard
 from gateway.catalog.sync import SyncSummary, sync_provider
 from gateway.errors import InvalidInput
 from gateway.models import Provider
@@ -73,6 +74,11 @@ class SyncOut(msgspec.Struct):
     disabled: int
     unchanged: int
     skipped: int
+    # The margin guard: price rises that opened a margin alert, took a service off sale, or whose
+    # computed price the margin floor lifted (see GATEWAY_MARGIN_POLICY).
+    margin_alerts: int = 0
+    margin_off_sale: int = 0
+    margin_repriced: int = 0
 
 
 class BalanceOut(msgspec.Struct):
@@ -175,7 +181,12 @@ class ProviderController(Controller):
         "/{provider_id:int}/sync", summary="Sync the provider's catalog now", status_code=200, responses=UPSTREAM_ERRORS
     )
     async def sync(
-        self, request: Request[Any, Any, Any], provider_id: ProviderId, sessions: SessionsDep, providers: ProvidersDep
+        self,
+        request: Request[Any, Any, Any],
+        provider_id: ProviderId,
+        sessions: SessionsDep,
+        providers: ProvidersDep,
+        settings: SettingsDep,
     ) -> SyncOut:
         async def audited(session: AsyncSession, summary: SyncSummary) -> None:
             # In the transaction that applies the catalog: the entry commits with the change.
@@ -184,7 +195,8 @@ class ProviderController(Controller):
             )
 
         try:
-            summary = await sync_provider(sessions, providers, provider_id, on_applied=audited)
+            guard = MarginGuard(settings.min_margin_percent, settings.margin_policy)
+            summary = await sync_provider(sessions, providers, provider_id, on_applied=audited, guard=guard)
         except UpstreamError as exc:
             raise UpstreamFailed(f"catalog sync failed: {exc}") from None
         return SyncOut(**summary.as_dict())

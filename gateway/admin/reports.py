@@ -14,6 +14,7 @@ from gateway.admin.common import ERRORS, actor, money
 from gateway.admin.deps import DbSession, ProvidersDep, SessionsDep
 from gateway.catalog import balances as domain
 from gateway.errors import InvalidInput
+from gateway.orders.drift import drift_percent
 
 From = Annotated[datetime | None, QueryParameter(name="from", description="ISO 8601, inclusive (UTC if no offset)")]
 To = Annotated[datetime | None, QueryParameter(name="to", description="ISO 8601, exclusive (UTC if no offset)")]
@@ -27,13 +28,20 @@ class TotalsOut(msgspec.Struct):
     refunds: str
 
 
-class GroupOut(msgspec.Struct):
+class GroupOut(msgspec.Struct, omit_defaults=True):
     key: str
     orders: int
     revenue: str
     cost: str
     profit: str
     refunds: str
+    # Per provider only (gateway/orders/drift.py), over the orders the upstream reported a charge
+    # for: what they should have cost, what the upstream billed, the difference and its percent.
+    charged_orders: int | None = None
+    expected_cost: str | None = None
+    reported_cost: str | None = None
+    drift: str | None = None
+    drift_percent: str | None = None
 
 
 class ProviderBalanceOut(msgspec.Struct):
@@ -54,6 +62,19 @@ def totals_out(totals: reports.Totals) -> dict[str, Any]:
         "cost": money(totals.cost) or "0.00",
         "profit": money(totals.profit) or "0.00",
         "refunds": money(totals.refunds) or "0.00",
+    }
+
+
+def drift_out(drift: reports.ChargeDrift | None) -> dict[str, Any]:
+    if drift is None:
+        return {"charged_orders": 0, "expected_cost": "0.00", "reported_cost": "0.00", "drift": "0.00"}
+    percent = drift_percent(drift.expected, drift.reported)
+    return {
+        "charged_orders": drift.orders,
+        "expected_cost": money(drift.expected) or "0.00",
+        "reported_cost": money(drift.reported) or "0.00",
+        "drift": money(drift.drift) or "0.00",
+        "drift_percent": None if percent is None else str(percent),
     }
 
 
@@ -87,7 +108,10 @@ class ReportController(Controller):
         if group not in reports.GROUPS:
             raise InvalidInput(f"group must be one of {', '.join(reports.GROUPS)}", field="group")
         rows = await reports.grouped(db, group, _aware(start), _aware(end))
-        return [GroupOut(key=k.isoformat() if isinstance(k, date) else str(k), **totals_out(t)) for k, t in rows]
+        if group != "providers":
+            return [GroupOut(key=k.isoformat() if isinstance(k, date) else str(k), **totals_out(t)) for k, t in rows]
+        drift = await reports.charge_drift(db, _aware(start), _aware(end))
+        return [GroupOut(key=str(k), **totals_out(t), **drift_out(drift.get(int(k)))) for k, t in rows]
 
     @get(
         "/balances",

@@ -27,4 +27,7 @@ async def system_info(request: Request[Any, Any, Any], db: DbSession, settings: 
         "v2_dialect": settings.v2_dialect,
         # The pricing floor (a decimal string): the console's markup preview applies it too.
         "min_margin_percent": format(settings.min_margin_percent.normalize(), "f"),
+        # What a price rise under that floor does, and when billing drift alerts (README: Margins and alerts).
+        "margin_policy": settings.margin_policy,
+        "drift_alert_percent": format(settings.drift_alert_percent.normalize(), "f"),
     }

@@ -223,7 +223,8 @@ def price_service(
         refill=row.refill,
         cancel=row.cancel,
         dripfeed=row.dripfeed,
-        for_sale=row.enabled and bool(routes),
+        # Off sale by the operator, or by the margin guard until the price is back above the floor.
+        for_sale=row.enabled and row.margin_hold_since is None and bool(routes),
         quote=quote,
         routes=routes,
     )

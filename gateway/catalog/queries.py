@@ -40,6 +40,8 @@ class ServiceRow:
     fixed_rate: Decimal | None
     fx_rate: Decimal
     provider_enabled: bool
+    # Off sale by the margin guard since then (None: not held).
+    margin_hold_since: datetime | None = None
 
 
 _service_columns = [
@@ -64,6 +66,7 @@ _service_columns = [
     Service.fixed_rate,
     Provider.fx_rate,
     Provider.enabled.label("provider_enabled"),
+    Service.margin_hold_since,
 ]
 
 
@@ -116,6 +119,66 @@ async def all_customer_rates(conn: Executor) -> dict[int, dict[int, Decimal]]:
     for customer_id, service_id, rate in rows:
         result.setdefault(customer_id, {})[service_id] = rate
     return result
+
+
+# --- the margin guard -------------------------------------------------------------------------
+
+
+async def provider_service_costs(session: AsyncSession, provider_id: int) -> dict[int, tuple[Decimal, Decimal]]:
+    """A provider's services as they are now: service id -> (upstream rate, the provider's fx rate)."""
+    rows = await session.execute(
+        select(Service.id, Service.upstream_rate, Provider.fx_rate)
+        .join(Provider, Provider.id == Service.provider_id)
+        .where(Service.provider_id == provider_id)
+    )
+    return {row.id: (row.upstream_rate, row.fx_rate) for row in rows}
+
+
+async def customer_rates_for(session: AsyncSession, service_ids: Sequence[int]) -> dict[int, dict[int, Decimal]]:
+    """Enabled customers' own rates for these services: service id -> {customer id: rate}."""
+    if not service_ids:
+        return {}
+    rows = await session.execute(
+        text(
+            "SELECT r.service_id, r.customer_id, r.rate FROM customer_rates r"
+            " JOIN customers c ON c.id = r.customer_id"
+            " WHERE c.enabled AND r.service_id = ANY(CAST(:ids AS bigint[]))"
+        ),
+        {"ids": list(service_ids)},
+    )
+    result: dict[int, dict[int, Decimal]] = {}
+    for service_id, customer_id, rate in rows:
+        result.setdefault(service_id, {})[customer_id] = rate
+    return result
+
+
+async def largest_discount(session: AsyncSession) -> tuple[Decimal, int | None]:
+    """The largest discount an enabled customer has (the lowest discounted price) and one customer with it."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT id, discount_percent FROM customers WHERE enabled AND discount_percent > 0"
+                " ORDER BY discount_percent DESC, id LIMIT 1"
+            )
+        )
+    ).first()
+    return (Decimal(0), None) if row is None else (row.discount_percent, row.id)
+
+
+async def set_margin_holds(session: AsyncSession, hold: Sequence[int], release: Sequence[int]) -> None:
+    """Take services off sale for their margin (keeping an earlier hold's time) or put them back."""
+    if hold:
+        await session.execute(
+            update(Service)
+            .where(Service.id.in_(hold), Service.margin_hold_since.is_(None))
+            .values(margin_hold_since=func.now())
+        )
+    if release:
+        await session.execute(
+            update(Service)
+            .where(Service.id.in_(release), Service.margin_hold_since.is_not(None))
+            .values(margin_hold_since=None)
+        )
 
 
 # --- sync -------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.catalog import queries
+from gateway.catalog.margins import MarginGuard, guard_margins, old_cost_rates
 from gateway.catalog.providers import require_provider
 from gateway.errors import DomainError
 from gateway.models import SERVICE_TYPES
@@ -43,6 +44,11 @@ class SyncSummary:
     disabled: int
     unchanged: int
     skipped: int = 0
+    # The margin guard (gateway/catalog/margins.py): services whose price rise opened a margin
+    # alert, that went off sale for their margin, and whose computed price the floor lifted.
+    margin_alerts: int = 0
+    margin_off_sale: int = 0
+    margin_repriced: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -51,6 +57,9 @@ class SyncSummary:
             "disabled": self.disabled,
             "unchanged": self.unchanged,
             "skipped": self.skipped,
+            "margin_alerts": self.margin_alerts,
+            "margin_off_sale": self.margin_off_sale,
+            "margin_repriced": self.margin_repriced,
         }
 
 
@@ -88,9 +97,15 @@ def service_row(service: UpstreamService) -> dict[str, Any] | None:
 
 
 async def apply_catalog(
-    session: AsyncSession, provider_id: int, services: list[UpstreamService], progress: Progress | None = None
+    session: AsyncSession,
+    provider_id: int,
+    services: list[UpstreamService],
+    progress: Progress | None = None,
+    *,
+    guard: MarginGuard | None = None,
 ) -> SyncSummary:
-    """Write one provider's upstream catalog (inside the caller's transaction)."""
+    """Write one provider's upstream catalog (inside the caller's transaction), then let the margin
+    ``guard`` check every price against the new costs (None: no check)."""
     # One sync per provider at a time; a second one waits and then finds nothing to change.
     await session.execute(text("SELECT pg_advisory_xact_lock(726354101, CAST(:p AS integer))"), {"p": provider_id})
     rows: dict[int, dict[str, Any]] = {}
@@ -101,6 +116,7 @@ async def apply_catalog(
             skipped += 1
             continue
         rows[row["upstream_service_id"]] = row
+    old_costs = old_cost_rates(await queries.provider_service_costs(session, provider_id)) if guard else {}
     if progress:
         progress("write", 0, len(rows))
     created, updated = await queries.upsert_upstream_services(session, provider_id, list(rows.values()))
@@ -108,12 +124,16 @@ async def apply_catalog(
         progress("write", len(rows), len(rows))
     disabled = await queries.mark_vanished_services(session, provider_id, list(rows))
     await queries.record_sync(session, provider_id, datetime.now(UTC), None)
+    margins = await guard_margins(session, provider_id, old_costs, guard) if guard else None
     return SyncSummary(
         created=created,
         updated=updated,
         disabled=disabled,
         unchanged=len(rows) - created - updated,
         skipped=skipped,
+        margin_alerts=margins.alerted if margins else 0,
+        margin_off_sale=margins.off_sale if margins else 0,
+        margin_repriced=margins.repriced if margins else 0,
     )
 
 
@@ -124,11 +144,13 @@ async def sync_provider(
     progress: Progress | None = None,
     *,
     on_applied: Callable[[AsyncSession, SyncSummary], Awaitable[None]] | None = None,
+    guard: MarginGuard | None = None,
 ) -> SyncSummary:
     """Fetch a provider's services and apply them. Upstream failures raise :class:`UpstreamError`
     (and are remembered on the provider for the operator); nothing is changed then. No
     transaction is open while the upstream is asked. ``on_applied`` runs inside the transaction
-    that applies the catalog (an audit entry then commits with the change, or not at all)."""
+    that applies the catalog (an audit entry then commits with the change, or not at all); ``guard``
+    checks the prices against the new costs in that transaction too."""
     async with sessions() as session, session.begin():
         await require_provider(session, provider_id)
     if progress:
@@ -142,7 +164,7 @@ async def sync_provider(
     if progress:
         progress("fetch", 1, 1)
     async with sessions() as session, session.begin():
-        summary = await apply_catalog(session, provider_id, services, progress)
+        summary = await apply_catalog(session, provider_id, services, progress, guard=guard)
         if on_applied is not None:
             await on_applied(session, summary)
     log.info("catalog sync provider=%s %s", provider_id, summary.as_dict())
@@ -156,10 +178,17 @@ class PeriodicSync:
     only: losing it on restart costs one early retry, nothing more).
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], providers: ProviderGateway, interval: float) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        providers: ProviderGateway,
+        interval: float,
+        guard: MarginGuard | None = None,
+    ) -> None:
         self._sessions = sessions
         self._providers = providers
         self.interval = interval
+        self._guard = guard
         self._retry_at: dict[int, tuple[float, int]] = {}
 
     async def step(self, now: float) -> int:
@@ -174,7 +203,7 @@ class PeriodicSync:
             if now < retry_at:
                 continue
             try:
-                await sync_provider(self._sessions, self._providers, provider_id)
+                await sync_provider(self._sessions, self._providers, provider_id, guard=self._guard)
             except (UpstreamError, DomainError) as exc:
                 failures += 1
                 pause = min(self.interval, 30.0 * 2**failures)

@@ -55,6 +55,7 @@ class _ScrapeTimeValues(Collector):
     def __init__(self) -> None:
         self.orders: OrderSnapshot | None = None
         self.breakers: Mapping[int | str, BreakerSnapshot] = {}
+        self.alerts: Mapping[str, int] | None = None
 
     def collect(self) -> Iterable[Metric]:
         return list(self._families())
@@ -72,6 +73,13 @@ class _ScrapeTimeValues(Collector):
             for state in BREAKER_STATES:
                 breaker.add_metric([str(provider), state], 1.0 if snapshot.state == state else 0.0)
         yield breaker
+        if self.alerts is not None:
+            alerts = GaugeMetricFamily(
+                "gateway_alerts_open", "Open alerts by kind (GET /admin/alerts?open=true)", labels=["kind"]
+            )
+            for kind, count in sorted(self.alerts.items()):
+                alerts.add_metric([kind], float(count))
+            yield alerts
         if self.orders is None:
             return
         orders = GaugeMetricFamily(
@@ -191,17 +199,27 @@ class GatewayMetrics:
         self.worker_step_failures.labels(step).inc()
 
     async def render(
-        self, orders_now: Callable[[], Awaitable[OrderSnapshot]], breakers: Mapping[int | str, BreakerSnapshot]
+        self,
+        orders_now: Callable[[], Awaitable[OrderSnapshot]],
+        breakers: Mapping[int | str, BreakerSnapshot],
+        alerts_now: Callable[[], Awaitable[Mapping[str, int]]] | None = None,
     ) -> bytes:
         """The text exposition, with the scrape-time values read now (``orders_now`` reads the
-        order figures: the orders domain owns that query)."""
+        order figures: the orders domain owns that query; ``alerts_now`` the open alerts per kind)."""
         try:
             orders: OrderSnapshot | None = await orders_now()
         except Exception as exc:
             log.warning("metrics: could not read the orders table: %s", type(exc).__name__)
             orders = None
+        alerts: Mapping[str, int] | None = None
+        if alerts_now is not None and orders is not None:
+            try:
+                alerts = await alerts_now()
+            except Exception as exc:
+                log.warning("metrics: could not read the alerts table: %s", type(exc).__name__)
         # No await between setting the values and rendering them: concurrent scrapes cannot mix.
         self._scrape.orders = orders
+        self._scrape.alerts = alerts
         self._scrape.breakers = breakers
         return generate_latest(self.registry)
 

@@ -4,6 +4,7 @@ admin request's unit of work (its session), through the order store."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.errors import Conflict, InvalidInput, NotFound
 from gateway.lifecycle import FINAL_STATUSES, OrderState, OrderStatus
-from gateway.models import Order
+from gateway.models import Order, Provider
+from gateway.orders.drift import expected_cost, reported_cost
 from gateway.orders.profit import order_profit
 from gateway.orders.refunds import OrderFacts, settlement, unsent
 from gateway.orders.store import OrderFilter, OrderHistory, OrderStore
@@ -162,3 +164,24 @@ def order_fields(order: Order) -> dict[str, Any]:
         "completed_at": order.completed_at,
         "last_checked_at": order.last_checked_at,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class OrderChargeDrift:
+    """One order's charge drift (gateway/orders/drift.py): ``reported`` and ``drift`` are None
+    while the upstream reported no charge for it."""
+
+    upstream_charge: Decimal | None
+    expected: Decimal
+    reported: Decimal | None
+
+    @property
+    def drift(self) -> Decimal | None:
+        return None if self.reported is None else self.reported - self.expected
+
+
+async def order_charge_drift(session: AsyncSession, order: Order) -> OrderChargeDrift:
+    """What the upstream billed for the order against its expected cost, in the gateway's currency."""
+    provider = await session.get(Provider, order.provider_id)
+    fx_rate = provider.fx_rate if provider is not None else Decimal(1)
+    return OrderChargeDrift(order.upstream_charge, expected_cost(order), reported_cost(order, fx_rate))

@@ -44,6 +44,7 @@ from gateway.lifecycle import (
 from gateway.models import LedgerEntry, Order, OrderAnomaly, Refill, UpstreamCall
 from gateway.observability.metrics import OrderSnapshot
 from gateway.orders.answers import Anomaly, StatusUpdate
+from gateway.orders.drift import expected_cost_sql, reported_cost_sql
 from gateway.orders.outcomes import OrderToSend
 from gateway.providers.calllog import INSERT_CALLS_SQL
 
@@ -349,6 +350,60 @@ _WEBHOOK_SNAPSHOT = text(
     """
 )
 SNAPSHOT_STATEMENT_TIMEOUT_MS = 5000
+
+# For the operational alerts (OrderStore.alert_facts): a count and the first few order ids each.
+_UNKNOWN_FACTS = text(
+    "SELECT count(*) AS orders, (array_agg(id ORDER BY id))[1:20] AS sample FROM orders WHERE state = 'unknown'"
+)
+_QUEUED_FACTS = text(
+    """
+    SELECT count(*) AS orders, (array_agg(id ORDER BY id))[1:20] AS sample,
+           extract(epoch FROM now() - min(created_at)) AS oldest
+    FROM orders WHERE state = 'queued' AND created_at < now() - make_interval(secs => :age)
+    """
+)
+_RECENT_ANOMALIES = text(
+    """
+    SELECT kind, count(DISTINCT order_id) AS orders, (array_agg(DISTINCT order_id))[1:20] AS sample
+    FROM order_anomalies WHERE last_seen_at >= now() - make_interval(secs => :since)
+    GROUP BY kind
+    """
+)
+_DRIFT_BY_PROVIDER = text(
+    f"""
+    SELECT o.provider_id, count(*) AS orders,
+           coalesce(sum({expected_cost_sql("o")}), 0) AS expected,
+           round(coalesce(sum({reported_cost_sql("o", "p")}), 0), 5) AS reported
+    FROM orders o JOIN providers p ON p.id = o.provider_id
+    WHERE o.created_at >= now() - make_interval(secs => :since) AND o.upstream_charge IS NOT NULL
+      AND o.state = 'placed'
+    GROUP BY o.provider_id
+    """  # noqa: S608 - composed of constants only
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderDrift:
+    """A provider's orders with a reported charge, what they should have cost, what it billed."""
+
+    provider_id: int
+    orders: int
+    expected: Decimal
+    reported: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFacts:
+    """What the operational alerts are computed from (see :meth:`OrderStore.alert_facts`)."""
+
+    unknown: int
+    unknown_sample: list[int]
+    queued_old: int
+    queued_sample: list[int]
+    oldest_queued_seconds: float
+    # Anomaly kind -> (orders with it seen in the window, the first few order ids).
+    anomalies: dict[str, tuple[int, list[int]]]
+    drift: list[ProviderDrift]
 
 
 @dataclass(frozen=True, slots=True)
@@ -1042,6 +1097,34 @@ class OrderStore:
             webhooks_pending=int(hooks.pending),
             webhooks_oldest_pending_seconds=float(hooks.oldest),
             webhooks_failed=int(hooks.failed),
+        )
+
+    async def alert_facts(self, queued_older_than_seconds: float, since_seconds: float) -> AlertFacts:
+        """What the operational alerts look at (gateway/orders/watch.py), in one short read: orders
+        ``unknown``, orders queued longer than ``queued_older_than_seconds``, anomalies seen in the
+        last ``since_seconds`` per kind, and per provider the expected and reported cost
+        (gateway/orders/drift.py) of the orders created in that window that the upstream reported a
+        charge for."""
+        async with self._engine.begin() as conn:
+            await conn.execute(text(f"SET LOCAL statement_timeout = {SNAPSHOT_STATEMENT_TIMEOUT_MS}"))
+            unknown = (await conn.execute(_UNKNOWN_FACTS)).one()
+            queued = (await conn.execute(_QUEUED_FACTS, {"age": queued_older_than_seconds})).one()
+            anomalies = {
+                str(r.kind): (int(r.orders), [int(i) for i in r.sample])
+                for r in await conn.execute(_RECENT_ANOMALIES, {"since": since_seconds})
+            }
+            drift = [
+                ProviderDrift(int(r.provider_id), int(r.orders), Decimal(r.expected), Decimal(r.reported))
+                for r in await conn.execute(_DRIFT_BY_PROVIDER, {"since": since_seconds})
+            ]
+        return AlertFacts(
+            unknown=int(unknown.orders),
+            unknown_sample=[int(i) for i in unknown.sample or []],
+            queued_old=int(queued.orders),
+            queued_sample=[int(i) for i in queued.sample or []],
+            oldest_queued_seconds=float(queued.oldest or 0.0),
+            anomalies=anomalies,
+            drift=drift,
         )
 
 

@@ -30,6 +30,12 @@ class BalanceChange(msgspec.Struct, forbid_unknown_fields=True):
     balance: Decimal
 
 
+class BillingChange(msgspec.Struct, forbid_unknown_fields=True):
+    """``PUT /control/billing``: charge new orders this much more than the catalog rate (%)."""
+
+    overcharge_percent: Decimal
+
+
 class OrderOverride(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /control/orders/{id}/status``."""
 
@@ -146,6 +152,22 @@ async def get_balance(simulation: NamedDependency[Simulation]) -> dict[str, Any]
 async def set_balance(data: JSONBody[BalanceChange], simulation: NamedDependency[Simulation]) -> dict[str, Any]:
     """Set the reseller balance."""
     return {"balance": format_fixed(simulation.panel.set_balance(data.balance))}
+
+
+@get("/billing")
+async def get_billing(simulation: NamedDependency[Simulation]) -> dict[str, Any]:
+    """How the panel bills new orders."""
+    return {"overcharge_percent": format_fixed(simulation.panel.overcharge_percent)}
+
+
+@put("/billing", status_code=200)
+async def set_billing(data: JSONBody[BillingChange], simulation: NamedDependency[Simulation]) -> dict[str, Any]:
+    """Bill new orders more than the catalog says (the status answer's ``charge`` shows it)."""
+    try:
+        simulation.panel.set_overcharge(data.overcharge_percent)
+    except ValueError as bad:
+        raise ValidationException(str(bad)) from None
+    return {"overcharge_percent": format_fixed(simulation.panel.overcharge_percent)}
 
 
 @get("/catalog")
@@ -319,7 +341,7 @@ def control_router() -> Router:
     return Router(
         path="/control",
         route_handlers=[
-            state, reset, get_balance, set_balance, get_catalog, replace_catalog, list_orders, get_order,
+            state, reset, get_balance, set_balance, get_billing, set_billing, get_catalog, replace_catalog, list_orders, get_order,
             force_order, sloppy_status, clear_sloppy_status, get_refill, force_refill, get_clock, change_clock,
             list_faults, add_faults, replace_faults, clear_faults, remove_fault, list_requests, clear_requests,
         ],

@@ -8,6 +8,7 @@ always see whole transitions. Refunds for orders that end Partial or Canceled ar
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import threading
 from collections.abc import Iterable, Mapping
@@ -108,6 +109,8 @@ class _Books:
     due_refunds: list[tuple[float, int]] = field(default_factory=list)
     last_order_on_link: dict[tuple[int, str], int] = field(default_factory=dict)
     refills_by_order: dict[int, list[Refill]] = field(default_factory=dict)
+    # A panel that bills more than its catalog says: each new order is charged this much more (%).
+    overcharge_percent: Decimal = Decimal(0)
 
 
 class Panel:
@@ -149,6 +152,9 @@ class Panel:
             if service is None:
                 raise PanelError(errors.INCORRECT_SERVICE)
             request = read_order_request(service, params)
+            if books.overcharge_percent:
+                billed = to_money(request.charge * (100 + books.overcharge_percent) / 100)
+                request = dataclasses.replace(request, charge=billed)
             now = self.clock.now()
             link_key = (service_id, request.link)
             if self.config.duplicate_link_guard and link_key in books.last_order_on_link:
@@ -320,6 +326,19 @@ class Panel:
         """The refills requested for one order, oldest first."""
         with self._lock:
             return list(self._books.refills_by_order.get(order_id, []))
+
+    @property
+    def overcharge_percent(self) -> Decimal:
+        """How much more than the catalog rate new orders are billed (0: exactly the rate)."""
+        return self._books.overcharge_percent
+
+    def set_overcharge(self, percent: Decimal) -> None:
+        """Bill new orders ``percent`` more than the catalog says (an upstream's silent price drift);
+        0 bills at the catalog rate again. Orders already placed keep their charge."""
+        if not percent.is_finite() or not Decimal(0) <= percent <= Decimal(1000):
+            raise ValueError("overcharge_percent must be between 0 and 1000")
+        with self._lock:
+            self._books.overcharge_percent = percent
 
     def reset(self) -> None:
         """Back to the configured start: balance, catalog, clock; no orders (nor status overrides), no refills."""

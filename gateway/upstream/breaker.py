@@ -33,6 +33,12 @@ class BreakerSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     times_opened: int
     opened_at: float | None
     retry_in: float | None
+    # Since when (the breaker's clock) the circuit has not been closed: unlike ``opened_at`` it is
+    # not moved by a failed half-open probe re-opening it, so it says how long the provider has been down.
+    unhealthy_since: float | None = None
+    # When (the breaker's clock) a call last got an answer: a process that has not called the
+    # provider lately knows nothing about its health.
+    last_success_at: float | None = None
 
 
 class CircuitBreaker:
@@ -52,6 +58,8 @@ class CircuitBreaker:
         self._clock = clock
         self._state: BreakerState = "closed"
         self._opened_at: float | None = None
+        self._unhealthy_since: float | None = None
+        self._last_success_at: float | None = None
         self._probe_in_flight = False
         self.consecutive_failures = 0
         self.failures = 0
@@ -93,6 +101,8 @@ class CircuitBreaker:
         self._probe_in_flight = False
         self._state = "closed"
         self._opened_at = None
+        self._unhealthy_since = None
+        self._last_success_at = self._clock()
 
     def record_failure(self) -> None:
         """A transport failure: the request did not leave, or no readable answer came back."""
@@ -113,6 +123,8 @@ class CircuitBreaker:
             self.times_opened += 1
         self._state = "open"
         self._opened_at = self._clock()
+        if self._unhealthy_since is None:
+            self._unhealthy_since = self._opened_at
 
     def snapshot(self) -> BreakerSnapshot:
         """A copy of the state and counters."""
@@ -129,6 +141,8 @@ class CircuitBreaker:
             times_opened=self.times_opened,
             opened_at=self._opened_at,
             retry_in=retry_in,
+            unhealthy_since=self._unhealthy_since,
+            last_success_at=self._last_success_at,
         )
 
     def __repr__(self) -> str:

@@ -43,6 +43,7 @@ WRITES = {
     ("POST", "/admin/orders/{order_id}/settle"): "operator",
     ("POST", "/admin/refills/{refill_id}/resolve"): "operator",
     ("POST", "/admin/reports/balances/refresh"): "operator",
+    ("POST", "/admin/alerts/{alert_id}/ack"): "operator",
 }
 
 

@@ -135,6 +135,7 @@ async def test_the_pricing_floor_is_published_for_the_console(
     """The console's markup preview applies GATEWAY_MIN_MARGIN_PERCENT as the server does."""
     system = (await client.get("/admin/system", headers=admin_headers)).json()
     assert system["min_margin_percent"] == "5"
+    assert (system["margin_policy"], system["drift_alert_percent"]) == ("alert", "2")
 
 
 async def test_markup_rules_validation(

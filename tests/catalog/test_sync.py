@@ -10,6 +10,9 @@ import httpx
 from gateway.simulator.catalog import default_catalog
 from gateway.simulator.runner import RunningSimulator
 
+# The margin guard's counts (tests/catalog/test_margins.py): nothing here takes a price below the floor.
+NO_MARGIN_ALERTS = {"margin_alerts": 0, "margin_off_sale": 0, "margin_repriced": 0}
+
 
 async def _provider(client: httpx.AsyncClient, headers: dict[str, str], sim: RunningSimulator) -> int:
     response = await client.post(
@@ -34,7 +37,14 @@ async def test_first_sync_creates_every_service(
     response = await client.post(f"/admin/providers/{provider_id}/sync", headers=admin_headers)
     assert response.status_code == 200, response.text
     catalog = default_catalog()
-    assert response.json() == {"created": len(catalog), "updated": 0, "disabled": 0, "unchanged": 0, "skipped": 0}
+    assert response.json() == {
+        "created": len(catalog),
+        "updated": 0,
+        "disabled": 0,
+        "unchanged": 0,
+        "skipped": 0,
+        **NO_MARGIN_ALERTS,
+    }
     services = await _services(client, admin_headers)
     assert len(services) == len(catalog)
     sample = catalog[0]
@@ -42,7 +52,14 @@ async def test_first_sync_creates_every_service(
     assert Decimal(str(services[sample.service_id]["upstream_rate"])) == sample.rate
     # Syncing again changes nothing.
     again = await client.post(f"/admin/providers/{provider_id}/sync", headers=admin_headers)
-    assert again.json() == {"created": 0, "updated": 0, "disabled": 0, "unchanged": len(catalog), "skipped": 0}
+    assert again.json() == {
+        "created": 0,
+        "updated": 0,
+        "disabled": 0,
+        "unchanged": len(catalog),
+        "skipped": 0,
+        **NO_MARGIN_ALERTS,
+    }
 
 
 async def test_resync_adds_reprices_disables_and_keeps_local_edits(
@@ -73,6 +90,7 @@ async def test_resync_adds_reprices_disables_and_keeps_local_edits(
         "disabled": 1,
         "unchanged": len(catalog) - 3,
         "skipped": 0,
+        **NO_MARGIN_ALERTS,
     }
     services = await _services(client, admin_headers)
     kept = services[edited.service_id]

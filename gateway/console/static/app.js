@@ -3,6 +3,7 @@
 
 import { onUnauthorized, session } from "./api.js";
 import { clearMessages, h, showError } from "./dom.js";
+import * as alerts from "./pages/alerts.js";
 import * as catalog from "./pages/catalog.js";
 import * as customer from "./pages/customer.js";
 import * as customers from "./pages/customers.js";
@@ -22,6 +23,7 @@ const ROUTES = [
   [/^\/orders\/(\d+)$/, order, "orders"],
   [/^\/refills$/, refills, "refills"],
   [/^\/refills\/(\d+)$/, refills.detail, "refills"],
+  [/^\/alerts$/, alerts, "alerts"],
 ];
 const HOME = "#/dashboard";
 

@@ -3,6 +3,7 @@
 import { get, post } from "../api.js";
 import { dailyChart } from "../chart.js";
 import { announce, badge, busy, dash, h, showError, table, time } from "../dom.js";
+import { banner } from "./alerts.js";
 
 export const title = "Dashboard";
 
@@ -107,7 +108,7 @@ function balancesTable(balances) {
 
 export async function render() {
   const p = periods();
-  const [system, today, month, daily, balances, queued, unknown, stuck, held, anomalous, unknownRefills] = await Promise.all([
+  const [system, today, month, daily, balances, queued, unknown, stuck, held, anomalous, unknownRefills, openAlerts] = await Promise.all([
     get("/system"),
     get("/reports/summary", p.today),
     get("/reports/summary", p.month),
@@ -119,6 +120,7 @@ export async function render() {
     get("/orders", { held: true, limit: LIST_LIMIT }),
     get("/orders", { anomalies: true, limit: LIST_LIMIT }),
     get("/refills", { state: "unknown", limit: LIST_LIMIT }),
+    get("/alerts", { open: true, limit: LIST_LIMIT }),
   ]);
   const currency = system.currency;
   const days = fillDays(daily, p.last30.first);
@@ -141,6 +143,7 @@ export async function render() {
     "div",
     {},
     h("h1", {}, "Dashboard"),
+    banner(openAlerts),
     h(
       "section",
       { "aria-labelledby": "attention-title" },
