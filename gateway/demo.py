@@ -221,6 +221,7 @@ def banner(base: str, token: str, demo: DemoData, simulator_url: str, settings: 
         f"  API URL       {api}",
         f"  API page      {base}/api (what to send customers: every action, example clients)",
         f"  customer key  {key}",
+        f"  console       {base}/console/ (the operator's console: sign in with the admin token)",
         f"  admin token   {token}",
         f"  upstream      {DEMO_PROVIDER}: a simulated panel at {simulator_url} ({SIMULATOR_SPEED:g}x speed)",
         f"  data          {settings.data_dir} (a second run reuses it)",

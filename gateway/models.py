@@ -243,6 +243,8 @@ class Service(Base):
     cancel: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     dripfeed: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     description: Mapped[str | None] = mapped_column(Text)
+    # The operator's description, shown instead of the upstream's (NULL: the upstream's).
+    description_override: Mapped[str | None] = mapped_column(Text)
     # False once the service vanished from the upstream catalog (orders refused).
     upstream_present: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     # The operator's edits.
@@ -331,6 +333,13 @@ class Order(Base):
             postgresql_where=text(f"state = 'placed' AND status NOT IN {sql_list(FINAL_STATUSES)}"),
         ),
         Index("ix_orders_state", "state", "id"),
+        # The last completed orders of a service, newest first (its average delivery time).
+        Index(
+            "ix_orders_completed_by_service",
+            "service_id",
+            text("completed_at DESC"),
+            postgresql_where=text("status = 'Completed' AND completed_at IS NOT NULL"),
+        ),
         Index(
             "ix_orders_link",
             "service_id",

@@ -95,7 +95,7 @@ class Worker:
             "status_sync", lambda: check_statuses(rt.orders, rt.providers, rt.policy.status_sync_interval_seconds)
         )
         await self._timed("refill_sync", lambda: sync_refills(rt.orders, rt.providers))
-        await self._timed("webhooks", lambda: deliver_due(rt.engine, rt.webhooks))
+        await self._timed("webhooks", lambda: deliver_due(rt.engine, rt.webhooks, observe=rt.metrics.observe_webhook))
         await self._timed("catalog_sync", lambda: self.catalog_sync.step(now))
         if now - self._last_alerts >= ALERTS_EVERY_SECONDS:
             await self._timed("alerts", self.evaluate_alerts)

@@ -15,6 +15,7 @@ from gateway.admin.deps import DbSession, SettingsDep
 from gateway.catalog import routes as routing
 from gateway.catalog import services as domain
 from gateway.catalog.pricebook import PricedService, price_services
+from gateway.catalog.queries import average_times
 from gateway.errors import InvalidInput
 from gateway.models import MarkupRule, Service
 
@@ -49,6 +50,11 @@ class ServiceOut(msgspec.Struct):
     # Off sale by the margin guard since then (an upstream price rise took a customer price under the
     # margin floor; GATEWAY_MARGIN_POLICY), until a sync finds the price back above it.
     margin_hold_since: datetime | None = None
+    # What customers read in ``services`` (the operator's text, else the upstream's), the upstream's
+    # own, and the average delivery time (minutes per 1,000 of the last 10 completed orders).
+    desc: str | None = None
+    upstream_desc: str | None = None
+    average_time: int | None = None
 
 
 class ServicePatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -58,6 +64,8 @@ class ServicePatch(msgspec.Struct, forbid_unknown_fields=True):
     min: int | msgspec.UnsetType | None = msgspec.UNSET
     max: int | msgspec.UnsetType | None = msgspec.UNSET
     rate: str | int | msgspec.UnsetType | None = msgspec.UNSET
+    # The description customers read in ``services`` (null: the upstream's).
+    desc: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class RouteIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -108,7 +116,7 @@ class CustomerRateOut(msgspec.Struct):
     rate: str
 
 
-def service_out(service: Service, priced: PricedService) -> ServiceOut:
+def service_out(service: Service, priced: PricedService, average_time: int | None = None) -> ServiceOut:
     quote = priced.quote
     return ServiceOut(
         id=service.id,
@@ -136,6 +144,9 @@ def service_out(service: Service, priced: PricedService) -> ServiceOut:
         upstream_rate=money(service.upstream_rate) or "0.00",
         upstream_type=service.upstream_type,
         margin_hold_since=service.margin_hold_since,
+        desc=priced.desc,
+        upstream_desc=service.description,
+        average_time=average_time,
     )
 
 
@@ -179,13 +190,14 @@ class ServiceController(Controller):
     ) -> list[ServiceOut]:
         services = await domain.list_services(db, provider_id, category, enabled, limit, before)
         priced = {p.id: p for p in await price_services(db, [s.id for s in services], settings.min_margin_percent)}
-        return [service_out(s, priced[s.id]) for s in services]
+        times = await average_times(db)
+        return [service_out(s, priced[s.id], times.get(s.id)) for s in services]
 
     @get("/{service_id:int}", summary="One service", responses=ERRORS)
     async def show(self, service_id: Id, db: DbSession, settings: SettingsDep) -> ServiceOut:
         service = await domain.require_service(db, service_id)
         (priced,) = await price_services(db, [service.id], settings.min_margin_percent)
-        return service_out(service, priced)
+        return service_out(service, priced, (await average_times(db)).get(service.id))
 
     @patch("/{service_id:int}", summary="Local edits that survive every sync", responses=ERRORS)
     async def update(

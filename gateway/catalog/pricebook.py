@@ -9,6 +9,7 @@ is visible on the very next call in every process.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -66,10 +67,13 @@ class PricedService:
     for_sale: bool
     quote: Quote
     routes: tuple[Route, ...] = ()
+    # What customers read about it: the operator's text, else the upstream's.
+    desc: str | None = None
 
 
-class ServiceListing(msgspec.Struct, frozen=True):
-    """One entry of the v2 ``services`` answer (PROTOCOL.md section 2)."""
+class ServiceListing(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One entry of the v2 ``services`` answer (PROTOCOL.md section 2), plus ``desc`` and
+    ``average_time`` (minutes per 1,000 from the last 10 completed orders) when known."""
 
     service: int
     name: str
@@ -81,9 +85,12 @@ class ServiceListing(msgspec.Struct, frozen=True):
     refill: bool
     cancel: bool
     dripfeed: bool
+    desc: str | None = None
+    average_time: int | None = None
 
 
 _encoder = msgspec.json.Encoder()
+AVERAGE_TIMES_EVERY_SECONDS = 60.0
 
 
 @dataclass
@@ -93,6 +100,13 @@ class PriceBook:
     services: dict[int, PricedService]
     customer_rates: dict[int, dict[int, Decimal]]
     _listings: dict[tuple[int, Decimal], bytes] = field(default_factory=dict)
+    # Minutes per 1,000 of each service's last completed orders (refreshed by the Catalog).
+    average_times: dict[int, int] = field(default_factory=dict)
+
+    def set_average_times(self, times: dict[int, int]) -> None:
+        if times != self.average_times:
+            self.average_times = times
+            self._listings.clear()
 
     def quote(self, service: PricedService, customer_id: int, discount_percent: Decimal) -> Quote:
         """What this customer pays per 1000 of this service."""
@@ -127,6 +141,8 @@ class PriceBook:
                     refill=s.refill,
                     cancel=s.cancel,
                     dripfeed=s.dripfeed,
+                    desc=s.desc,
+                    average_time=self.average_times.get(s.id),
                 )
                 for s in self.services.values()
                 if s.for_sale
@@ -227,6 +243,7 @@ def price_service(
         for_sale=row.enabled and row.margin_hold_since is None and bool(routes),
         quote=quote,
         routes=routes,
+        desc=row.description_override or row.description,
     )
 
 
@@ -262,6 +279,18 @@ class Catalog:
         self._min_margin = min_margin_percent
         self._book: PriceBook | None = None
         self._lock = asyncio.Lock()
+        self._average_times: dict[int, int] = {}
+        self._average_times_at = -AVERAGE_TIMES_EVERY_SECONDS
+
+    async def with_average_times(self, book: PriceBook) -> PriceBook:
+        """``book`` with the services' average delivery times, read at most once a minute."""
+        now = time.monotonic()
+        if now - self._average_times_at >= AVERAGE_TIMES_EVERY_SECONDS:
+            self._average_times_at = now
+            async with self._engine.connect() as conn:
+                self._average_times = await queries.average_times(conn)
+        book.set_average_times(self._average_times)
+        return book
 
     async def book(self, revision: int | None = None) -> PriceBook:
         """The book for ``revision`` (read from the database when not given), rebuilding if stale."""

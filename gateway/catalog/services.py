@@ -84,7 +84,19 @@ def service_edit(service: Service, fields: dict[str, Any]) -> ServiceEdit:
         raise InvalidInput("max must not be below min", field="max")
     if "rate" in fields:
         values["fixed_rate"] = None if fields["rate"] is None else rate_input(fields["rate"], "rate")
+    if "desc" in fields:
+        values["description_override"] = _description(fields["desc"])
     return ServiceEdit(values)
+
+
+def _description(value: str | None) -> str | None:
+    """The operator's description: up to 5,000 characters, line breaks and tabs the only control
+    characters; empty or null: the upstream's again."""
+    if value is None or not value.strip():
+        return None
+    if len(value) > 5000 or any(not ch.isprintable() and ch not in "\n\r\t" for ch in value):
+        raise InvalidInput("desc must be at most 5000 printable characters (line breaks allowed)", field="desc")
+    return value.strip()
 
 
 async def apply_service_edit(session: AsyncSession, service: Service, edit: ServiceEdit) -> Service:

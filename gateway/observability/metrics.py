@@ -170,6 +170,12 @@ class GatewayMetrics:
             buckets=STEP_BUCKETS,
             registry=self.registry,
         )
+        self.webhook_attempts = Counter(
+            "gateway_webhook_deliveries",
+            "Webhook delivery attempts by this process: delivered, failed (retried later) or given_up",
+            ["outcome"],
+            registry=self.registry,
+        )
         self._scrape = _ScrapeTimeValues()
         self.registry.register(self._scrape)
         ProcessCollector(registry=self.registry)
@@ -197,6 +203,10 @@ class GatewayMetrics:
 
     def worker_step_failed(self, step: str) -> None:
         self.worker_step_failures.labels(step).inc()
+
+    def observe_webhook(self, outcome: str) -> None:
+        """One webhook delivery attempt ended: ``delivered``, ``failed`` or ``given_up``."""
+        self.webhook_attempts.labels(outcome).inc()
 
     async def render(
         self,

@@ -26,6 +26,7 @@ import logging
 import random
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -197,8 +198,14 @@ class WebhookSender:
         await self._client.aclose()
 
 
-async def deliver_due(engine: AsyncEngine, sender: WebhookSender, limit: int = BATCH) -> int:
-    """One pass of the worker: claim due events and deliver them side by side; how many were tried."""
+async def deliver_due(
+    engine: AsyncEngine,
+    sender: WebhookSender,
+    limit: int = BATCH,
+    observe: Callable[[str], None] | None = None,
+) -> int:
+    """One pass of the worker: claim due events and deliver them side by side; how many were tried.
+    ``observe`` hears each attempt's outcome (``delivered``, ``failed``, ``given_up``)."""
     async with engine.begin() as conn:
         rows = (await conn.execute(_CLAIM, {"limit": limit})).mappings().all()
     deliveries = [Delivery(**dict(row)) for row in rows]
@@ -207,7 +214,9 @@ async def deliver_due(engine: AsyncEngine, sender: WebhookSender, limit: int = B
     async def one(delivery: Delivery) -> None:
         async with gate:
             result = await attempt(sender, delivery)
-        await record(engine, delivery, result)
+        outcome = await record(engine, delivery, result)
+        if observe is not None:
+            observe(outcome)
 
     await asyncio.gather(*(one(d) for d in deliveries))
     return len(deliveries)
@@ -219,7 +228,8 @@ async def attempt(sender: WebhookSender, delivery: Delivery) -> Result:
     return await sender.send(delivery.url, delivery.secret, delivery.event_id, render(delivery.event, delivery.payload))
 
 
-async def record(engine: AsyncEngine, delivery: Delivery, result: Result) -> None:
+async def record(engine: AsyncEngine, delivery: Delivery, result: Result) -> str:
+    """Record an attempt; its outcome: ``delivered``, ``failed`` (retried later) or ``given_up``."""
     age = (datetime.now(UTC) - delivery.created_at).total_seconds()
     give_up = not result.delivered and (age >= GIVE_UP_AFTER_SECONDS or delivery.event == "webhook.test")
     async with engine.begin() as conn:
@@ -242,6 +252,7 @@ async def record(engine: AsyncEngine, delivery: Delivery, result: Result) -> Non
             result.error,
             "; given up" if give_up else "",
         )
+    return "delivered" if result.delivered else "given_up" if give_up else "failed"
 
 
 # --- the operator's side -----------------------------------------------------------------------

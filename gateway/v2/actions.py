@@ -83,7 +83,8 @@ def action(name: str) -> Callable[[Action], Action]:
 
 @action("services")
 async def services(call: Call) -> bytes:
-    book = await call.parts.catalog.book(call.caller.catalog_revision)
+    catalog = call.parts.catalog
+    book = await catalog.with_average_times(await catalog.book(call.caller.catalog_revision))
     return book.listing_json(call.caller.id, call.caller.discount_percent)
 
 

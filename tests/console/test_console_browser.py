@@ -17,6 +17,7 @@ from gateway.catalog.pricing import floor_rate
 from gateway.money import HUNDRED, format_money, round_resale_rate
 from gateway.simulator.faults import FaultRule
 from tests.console.conftest import ADMIN_TOKEN, Console
+from tests.orders.test_webhooks import Receiver, receiver, verify  # noqa: F401 - receiver is a fixture
 
 pytestmark = pytest.mark.slow
 
@@ -348,3 +349,26 @@ def test_each_token_sees_only_the_actions_its_scope_allows(console: Console) -> 
     sign_in(console)
     nav(console, "Catalog")
     expect(page.get_by_text("Add a provider")).to_be_visible()
+
+
+def test_an_operator_sets_up_a_customers_webhook_and_sends_a_test_event(console: Console, receiver: Receiver) -> None:  # noqa: F811
+    page = console.page
+    with admin(console) as api:
+        customer = api.post("/customers", json={"name": "Hooked Co"}).json()
+    console.go(f"#/customers/{customer['id']}")
+    sign_in(console)
+    expect(page.get_by_role("heading", name="Customer Hooked Co")).to_be_visible()
+    expect(page.get_by_text("Off: the customer polls status.")).to_be_visible()
+    page.get_by_label("Webhook URL").fill(receiver.url())
+    page.get_by_role("button", name="Save webhook URL").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Webhooks go to {receiver.url()}")
+    page.get_by_role("button", name="New signing secret").click()
+    dialog = page.get_by_role("dialog", name="Webhook signing secret of Hooked Co")
+    secret = dialog.locator("[data-secret]").inner_text().strip()
+    assert secret.startswith("whsec_")
+    dialog.get_by_role("button", name="I have saved it").click()
+    page.get_by_role("button", name="Send a test event").click()
+    expect(page.get_by_role("status")).to_contain_text("Test event delivered (HTTP 200)")
+    expect(page.locator("#webhook-deliveries")).to_contain_text("webhook.test")
+    (got,) = receiver.received
+    assert verify(secret, got)

@@ -126,7 +126,11 @@ async def test_a_status_change_is_posted_signed_as_documented(shop: Shop, receiv
     assert await outbox(shop) == []  # placing is not a change of status
     await complete(shop, order_id)
     sender = WebhookSender(allow_private=True)
-    assert await deliver_due(shop.runtime.engine, sender) == 1
+    outcomes: list[str] = []
+    assert await deliver_due(shop.runtime.engine, sender, observe=outcomes.append) == 1
+    assert outcomes == ["delivered"]
+    shop.runtime.metrics.observe_webhook(outcomes[0])
+    assert 'gateway_webhook_deliveries_total{outcome="delivered"} 1.0' in (await shop.client.get("/metrics")).text
     (got,) = receiver.received
     assert verify(secret, got)
     assert not verify("whsec_other", got)

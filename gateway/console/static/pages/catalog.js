@@ -212,6 +212,7 @@ function servicesSection(catalog, reloadServices) {
           { label: "Margin %", cell: (s) => marginPercent(s.rate, s.cost_rate), num: true },
           { label: "Priced by", cell: sourceBadges },
           { label: "Min–max", cell: (s) => `${s.min}–${s.max}`, num: true },
+          { label: "Avg time", cell: (s) => (s.average_time === null || s.average_time === undefined ? "—" : `${s.average_time} min`), num: true },
           { label: "On sale", cell: (s) => (s.for_sale ? badge("yes", "ok") : badge(s.enabled ? "no" : "disabled", "muted")) },
           { label: "Actions", cell: actions },
         ],

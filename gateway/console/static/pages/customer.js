@@ -19,6 +19,7 @@ import {
   time,
 } from "../dom.js";
 import { DIALECTS } from "./customers.js";
+import { webhooksSection } from "./webhooks.js";
 
 export const title = "Customer";
 
@@ -255,6 +256,7 @@ export async function render({ match, isCurrent }) {
   const rates = ratesSection(id);
   const accessSlot = h("div");
   const settingsSlot = h("div");
+  const webhooksSlot = h("div");
 
   async function refresh(updated) {
     customer = updated || (await get(`/customers/${id}`));
@@ -263,6 +265,9 @@ export async function render({ match, isCurrent }) {
     facts_.replaceChildren(summary(customer));
     accessSlot.replaceChildren(accessSection(customer, refresh));
     settingsSlot.replaceChildren(settingsForm(customer, refresh));
+    const webhooks = webhooksSection(customer, refresh);
+    webhooksSlot.replaceChildren(webhooks.node);
+    await webhooks.load();
   }
   await Promise.all([ledger.load(), rates.load(), refresh(customer)]);
 
@@ -277,6 +282,7 @@ export async function render({ match, isCurrent }) {
     }),
     accessSlot,
     settingsSlot,
+    webhooksSlot,
     rates.node,
     ledger.node,
   );

@@ -22,7 +22,7 @@ export function webhooksSection(customer, onChanged) {
   const save = h("button", { type: "submit" }, "Save webhook URL");
   const form = h(
     "form",
-    { class: "filters", novalidate: true, "aria-label": "Webhook URL", "data-needs": "operator" },
+    { class: "filters", novalidate: true, "aria-label": "Webhook receiver", "data-needs": "operator" },
     field("Webhook URL", url, "Empty: no webhooks. http(s) on a public address; status changes are POSTed there, signed."),
     save,
   );
