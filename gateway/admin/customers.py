@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -79,28 +78,6 @@ class KeyOut(msgspec.Struct):
 
 class SecretOut(msgspec.Struct):
     secret: str
-
-
-class DeliveryOut(msgspec.Struct):
-    id: int
-    event_id: str
-    event: str
-    order_id: int | None
-    refill_id: int | None
-    payload: dict[str, Any]
-    created_at: datetime
-    attempts: int
-    last_attempt_at: datetime | None
-    last_status: int | None
-    last_error: str | None
-    # When it will be tried again (null: delivered or given up).
-    next_attempt_at: datetime | None
-    delivered_at: datetime | None
-    failed_at: datetime | None
-
-
-def delivery_out(row: webhooks.DeliveryRow) -> DeliveryOut:
-    return DeliveryOut(**dataclasses.asdict(row))
 
 
 def _webhook_url(value: str | None, allow_private: bool) -> str | None:
@@ -262,9 +239,9 @@ class CustomerController(Controller):
     @get("/{customer_id:int}/webhooks", summary="The customer's webhook deliveries, newest first", responses=ERRORS)
     async def webhook_log(
         self, customer_id: Id, db: DbSession, limit: Limit = 100, before: Before = None
-    ) -> list[DeliveryOut]:
+    ) -> list[webhooks.DeliveryRow]:
         await domain.require_customer(db, customer_id)
-        return [delivery_out(d) for d in await webhooks.deliveries(db, customer_id, limit=limit, before=before)]
+        return await webhooks.deliveries(db, customer_id, limit=limit, before=before)
 
     @post(
         "/{customer_id:int}/webhooks/{delivery_id:int}/resend",
@@ -274,14 +251,14 @@ class CustomerController(Controller):
     )
     async def webhook_resend(
         self, request: Request[Any, Any, Any], customer_id: Id, delivery_id: Id, db: DbSession
-    ) -> DeliveryOut:
+    ) -> webhooks.DeliveryRow:
         row = await webhooks.resend(db, customer_id, delivery_id)
         if row is None:
             raise NotFound(f"webhook delivery {delivery_id} of customer {customer_id} not found")
         await audit.record(
             db, actor(request), "customer.webhook_resend", "customer", customer_id, None, {"delivery": delivery_id}
         )
-        return delivery_out(row)
+        return row
 
     @post(
         "/{customer_id:int}/webhook-test",
@@ -296,7 +273,7 @@ class CustomerController(Controller):
         sessions: SessionsDep,
         engine: EngineDep,
         webhook_sender: WebhooksDep,
-    ) -> DeliveryOut:
+    ) -> webhooks.DeliveryRow:
         # Queued and committed first (no transaction open while the receiver answers), then sent.
         async with sessions.begin() as session:
             customer = await domain.require_customer(session, customer_id)
@@ -307,7 +284,7 @@ class CustomerController(Controller):
         await webhooks.send_now(engine, webhook_sender, delivery_id)
         async with sessions() as session:
             (row,) = await webhooks.deliveries(session, customer_id, limit=1, before=delivery_id + 1)
-        return delivery_out(row)
+        return row
 
     @post(
         "/{customer_id:int}/funds",
