@@ -105,8 +105,8 @@ async def place_order(
         log.warning("database error while charging an order", exc_info=True)
         raise ProtocolError(SERVICE_UNAVAILABLE) from None
     if created is None:
-        covered = await orders.funds_cover(customer.id, charge)
-        raise ProtocolError(DAILY_SPEND_LIMIT_REACHED if covered else NOT_ENOUGH_FUNDS)
+        over_limit = await orders.over_daily_limit(customer.id, charge)
+        raise ProtocolError(DAILY_SPEND_LIMIT_REACHED if over_limit else NOT_ENOUGH_FUNDS)
     order_id, created_at = created
     failpoint("after_charge")
     order = OrderToSend(

@@ -103,8 +103,12 @@ CHARGE_AND_CREATE = text(_CHARGE_AND_CREATE.format(keyed="", spent_today=_SPENT_
 CHARGE_AND_CREATE_KEYED = text(
     _CHARGE_AND_CREATE.format(keyed=_KEYED, spent_today=_SPENT_TODAY, today=_TODAY)
 ).bindparams(bindparam("params", type_=JSONB))
-# Why a charge changed nothing: the funds, or else the day's limit.
-FUNDS_COVER = text("SELECT balance >= :charge FROM customers WHERE id = :customer_id")
+# Why a charge changed nothing: the day's limit when the customer has one and this charge would
+# pass it, else the funds (a concurrent deposit may have come in since: the funds are still why).
+OVER_DAILY_LIMIT = text(
+    f"SELECT daily_spend_limit IS NOT NULL AND {_SPENT_TODAY} + :charge > daily_spend_limit"  # noqa: S608
+    " FROM customers WHERE id = :customer_id"
+)
 # The duplicate-link guard's lock: adds on one customer, service and link take turns, so the
 # check for an active order and the charge are one step for each (held to the commit).
 LINK_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:lock_key, 0))")
@@ -959,11 +963,11 @@ class OrderStore:
                 raise IdempotencyKeyTaken from None
             raise
 
-    async def funds_cover(self, customer_id: int, charge: Decimal) -> bool:
-        """Whether the customer's balance covers ``charge`` (after a charge changed nothing: if it
-        does, the daily spend limit is why)."""
-        row = await self._hot.fetchrow(FUNDS_COVER, customer_id=customer_id, charge=charge)
-        return row is None or bool(row[0])
+    async def over_daily_limit(self, customer_id: int, charge: Decimal) -> bool:
+        """After a charge changed nothing: whether the customer's daily spend limit is why (else
+        it was the funds)."""
+        row = await self._hot.fetchrow(OVER_DAILY_LIMIT, customer_id=customer_id, charge=charge)
+        return row is not None and bool(row[0])
 
     async def claim_queued(self, limit: int) -> list[OrderToSend]:
         """Take up to ``limit`` due queued orders into ``submitting`` (committed before any send)."""

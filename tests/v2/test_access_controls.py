@@ -210,3 +210,15 @@ async def test_twenty_concurrent_adds_on_one_link_with_the_guard_make_one_order(
     assert await guarded.scalar("SELECT count(*) FROM orders") == 1
     assert guarded.sim.request_count("add") == 1
     await guarded.check_money()
+
+
+async def test_a_refused_charge_blames_the_limit_only_when_the_limit_is_why(shop: Shop) -> None:
+    # The answer to a charge that changed nothing is read after it: a deposit may have landed in
+    # between, so "the funds cover it now" must never be taken for "the limit was reached".
+    store = shop.runtime.orders
+    assert not await store.over_daily_limit(shop.customer_id, Decimal("0.50"))  # no limit, funds cover
+    await patch_customer(shop, daily_spend_limit="1.00")
+    assert not await store.over_daily_limit(shop.customer_id, Decimal("0.50"))
+    await shop.execute("UPDATE customers SET spent_today = 0.80, spent_day = (now() AT TIME ZONE 'UTC')::date")
+    assert await store.over_daily_limit(shop.customer_id, Decimal("0.50"))
+    assert not await store.over_daily_limit(shop.customer_id, Decimal("0.20"))
