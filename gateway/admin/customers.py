@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -115,8 +115,7 @@ def customer_fields(customer: Customer) -> dict[str, Any]:
         "api_key_hint": customer.api_key_hint,
         "allowed_ips": None if customer.allowed_ips is None else [str(n) for n in customer.allowed_ips],
         "daily_spend_limit": money(customer.daily_spend_limit),
-        "spent_today": money(customer.spent_today if customer.spent_day == datetime.now(UTC).date() else None)
-        or "0.00",
+        "spent_today": money(domain.spent_today(customer)) or "0.00",
         "ip_refused_at": customer.ip_refused_at,
         "ip_refused_from": customer.ip_refused_from,
         "webhook_url": customer.webhook_url,

@@ -8,6 +8,7 @@ import functools
 import ipaddress
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -91,6 +92,12 @@ def validate_spend_limit(value: object) -> Decimal | None:
     if limit <= 0:
         raise InvalidInput("daily_spend_limit must be positive (or null: no limit)", field="daily_spend_limit")
     return limit
+
+
+def spent_today(customer: Customer) -> Decimal:
+    """What the customer was charged on the current UTC day (what a daily spend limit counts: the
+    running total is only today's when it was last moved today, as the charge statement reads it)."""
+    return customer.spent_today if customer.spent_day == datetime.now(UTC).date() else Decimal(0)
 
 
 async def note_ip_refusal(hot: HotPathPool, customer_id: int, address: str) -> None:

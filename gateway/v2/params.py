@@ -57,13 +57,19 @@ def parse_query(query: str) -> dict[str, str]:
     return _from_pairs(parse_qsl(query, keep_blank_values=True))
 
 
+def scope_header(request: Request[Any, Any, Any], name: bytes) -> str | None:
+    """One request header (``name`` in lower case) straight from the ASGI scope: building
+    Litestar's Headers for one header costs more than the rest of the parsing (this runs on every
+    v2 call)."""
+    for key, value in request.scope["headers"]:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
 def _content_type(request: Request[Any, Any, Any]) -> str:
-    # Straight from the ASGI scope: building Litestar's Headers for one header costs more than
-    # the rest of the parsing (this runs on every v2 call).
-    for name, value in request.scope["headers"]:
-        if name.lower() == b"content-type":
-            return value.decode("latin-1").split(";", 1)[0].strip().lower()
-    return ""
+    value = scope_header(request, b"content-type")
+    return "" if value is None else value.split(";", 1)[0].strip().lower()
 
 
 async def request_params(request: Request[Any, Any, Any]) -> dict[str, str]:
