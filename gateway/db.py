@@ -9,10 +9,12 @@ at the same directory, and stopped when the last of them exits.
 from __future__ import annotations
 
 import asyncio
+import collections
 import importlib.resources
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -119,57 +121,145 @@ def asyncpg_sql(statement: TextClause) -> tuple[str, tuple[str, ...]]:
     return compiled.string, tuple(compiled.positiontup or ())
 
 
-class _HotConnection(asyncpg.Connection):  # type: ignore[misc]
-    def get_reset_query(self) -> str:
-        # Only single autocommit statements run here: no session state (SET, LISTEN, advisory
-        # locks, cursors) is ever left behind, so the reset round trip on every release is waste.
-        # (An open transaction would still be rolled back by the pool.)
-        return ""
-
-
 async def _init_hot_connection(conn: asyncpg.Connection) -> None:
     # The same JSON text SQLAlchemy's JSONB type writes.
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+def _reusable_after(exc: BaseException) -> bool:
+    """Whether a connection whose statement raised ``exc`` is fit for the next one: only when
+    the server refused the statement (autocommit: nothing is left open). A failure on the way
+    (lost connection, timeout, cancellation mid-statement) leaves the protocol state unknown."""
+    if not isinstance(exc, asyncpg.PostgresError):
+        return False
+    state = getattr(exc, "sqlstate", None)
+    return isinstance(state, str) and not state.startswith(("08", "57P", "XX"))
+
+
 class HotPathPool:
-    """A plain asyncpg pool for the few single statements of the customer hot path (the key
-    lookup, the charge, recording a placed order, the status read).
+    """The connections for the few single statements of the customer hot path (the key lookup,
+    the charge, recording placed orders, the status read): asyncpg connections, kept by a pool
+    of this class' own.
 
     Through SQLAlchemy each of those costs 100-150 µs more CPU than through asyncpg itself (the
     execution context and result wrapping, plus a BEGIN and a ROLLBACK around every read), which
-    on a v2 call of one to three statements was most of the request (docs/BENCHMARKS.md). Each
-    statement here is one autocommit statement, atomic on its own; anything that needs a
-    transaction of several statements stays on the SQLAlchemy engine. The SQL stays in the
-    domain's queries module as ``text()`` constructs; this only runs their text.
+    on a v2 call of one to three statements was most of the request (docs/BENCHMARKS.md); and
+    asyncpg's own ``Pool`` costs another 20-40 µs a statement (an acquire context with its
+    timeout, a task per release, the connection's reset protocol), for guarantees a single
+    autocommit statement does not need. Each statement here is one autocommit statement, atomic
+    on its own; anything that needs a transaction of several statements stays on the SQLAlchemy
+    engine. The SQL stays in the domain's queries module as ``text()`` constructs; this only runs
+    their text.
 
-    Created on first use (it needs the running loop), closed by ``Runtime.aclose()``. Database
-    errors, and failures to connect (creating the pool or acquiring a connection), come out as
+    Up to ``max_size`` connections, opened as they are needed and reused most-recent-first (the
+    rest go idle and are closed after ``idle_seconds``); a caller finding all of them busy waits
+    its turn. A connection goes back only when its statement ended cleanly or the server refused
+    it; after any other failure (lost connection, cancellation mid-statement) it is closed.
+    Closed by ``Runtime.aclose()``. Database errors, and failures to connect, come out as
     SQLAlchemy's ``DBAPIError``, like everywhere else.
     """
 
-    def __init__(self, url: str, max_size: int) -> None:
+    def __init__(self, url: str, max_size: int, idle_seconds: float = 300.0) -> None:
+        if max_size < 1:
+            raise ValueError("max_size must be at least 1")
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
         self._max_size = max_size
-        self._pool: asyncpg.Pool | None = None
-        self._lock = asyncio.Lock()
+        self._idle_seconds = idle_seconds
+        self._idle: list[tuple[asyncpg.Connection, float]] = []  # (connection, idle since)
+        self._open = 0
+        self._waiters: collections.deque[asyncio.Future[asyncpg.Connection | None]] = collections.deque()
+        self._closed = False
         self._statements: dict[TextClause, tuple[str, tuple[str, ...]]] = {}
 
-    async def _ready_pool(self) -> asyncpg.Pool:
-        pool = self._pool
-        if pool is not None:
-            return pool
-        async with self._lock:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    self._dsn,
-                    min_size=1,
-                    max_size=self._max_size,
-                    init=_init_hot_connection,
-                    connection_class=_HotConnection,
-                    server_settings={"application_name": "smm-gateway"},
-                )
-            return self._pool
+    async def _connect(self) -> asyncpg.Connection:
+        conn = await asyncpg.connect(self._dsn, server_settings={"application_name": "smm-gateway"})
+        try:
+            await _init_hot_connection(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
+
+    async def _acquire(self) -> asyncpg.Connection:
+        if self._closed:
+            raise asyncpg.InterfaceError("the hot-path pool is closed")
+        now = time.monotonic()
+        while self._idle:
+            conn, since = self._idle.pop()
+            if not conn.is_closed() and now - since < self._idle_seconds:
+                return conn
+            self._discard(conn)
+        if self._open >= self._max_size:
+            waiter: asyncio.Future[asyncpg.Connection | None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                conn = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    handed = waiter.result()
+                    if handed is not None:
+                        self._release(handed)  # handed over just as we gave up: pass it on
+                    else:
+                        self._open -= 1  # the same for a free slot
+                        self._wake_one()
+                raise
+            if conn is not None:
+                return conn
+            # a slot was freed (a connection closed): open a new one in it
+        else:
+            self._open += 1
+        try:
+            return await self._connect()
+        except BaseException:
+            self._open -= 1
+            self._wake_one()
+            raise
+
+    def _release(self, conn: asyncpg.Connection) -> None:
+        if self._closed or conn.is_closed():
+            self._discard(conn)
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        now = time.monotonic()
+        while self._idle and now - self._idle[0][1] >= self._idle_seconds:  # the longest idle first
+            self._discard(self._idle.pop(0)[0])
+        self._idle.append((conn, now))
+
+    def _discard(self, conn: asyncpg.Connection) -> None:
+        """Close ``conn`` and free its slot for a waiter."""
+        conn.terminate()
+        self._open -= 1
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._open += 1
+                waiter.set_result(None)
+                return
+
+    async def _run(self, method: str, sql: str, arguments: list[Any]) -> Any:
+        try:
+            conn = await self._acquire()
+        except _HOT_PATH_ERRORS as exc:
+            raise DBAPIError(sql, None, exc) from exc
+        try:
+            result = await getattr(conn, method)(sql, *arguments)
+        except BaseException as exc:
+            if _reusable_after(exc):
+                self._release(conn)
+            else:
+                self._discard(conn)
+            if isinstance(exc, _HOT_PATH_ERRORS):
+                raise DBAPIError(sql, None, exc) from exc
+            raise
+        self._release(conn)
+        return result
 
     def _arguments(self, statement: TextClause, params: dict[str, Any]) -> tuple[str, list[Any]]:
         compiled = self._statements.get(statement)
@@ -181,29 +271,29 @@ class HotPathPool:
     async def fetchrow(self, statement: TextClause, **params: Any) -> asyncpg.Record | None:
         """The first row of ``statement`` (run on its own, autocommit), or None."""
         sql, arguments = self._arguments(statement, params)
-        try:
-            pool = await self._ready_pool()
-            return await pool.fetchrow(sql, *arguments)
-        except _HOT_PATH_ERRORS as exc:
-            raise DBAPIError(sql, None, exc) from exc
+        row: asyncpg.Record | None = await self._run("fetchrow", sql, arguments)
+        return row
 
     async def fetch(self, statement: TextClause, **params: Any) -> list[asyncpg.Record]:
         """Every row of ``statement`` (run on its own, autocommit)."""
         sql, arguments = self._arguments(statement, params)
-        try:
-            pool = await self._ready_pool()
-            return list(await pool.fetch(sql, *arguments))
-        except _HOT_PATH_ERRORS as exc:
-            raise DBAPIError(sql, None, exc) from exc
+        return list(await self._run("fetch", sql, arguments))
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        try:
-            await asyncio.wait_for(pool.close(), timeout=10)
-        except TimeoutError:
-            pool.terminate()
+        """Close the idle connections now and the busy ones as their statements end; callers
+        still waiting for a connection get an error."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            try:
+                await asyncio.wait_for(conn.close(), timeout=10)
+            except (TimeoutError, *_HOT_PATH_ERRORS):
+                conn.terminate()
+            self._open -= 1
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(asyncpg.InterfaceError("the hot-path pool is closed"))
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -43,3 +43,15 @@ def error_summary(exc: BaseException) -> str:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         parts.append("connection lost")
     return ", ".join(parts)
+
+
+def raised_by_server(exc: BaseException) -> bool:
+    """True when the database itself refused the statement (a constraint, a deadlock, a timeout
+    of the statement): it ended without committing anything. False for a failure on the way,
+    which leaves that unknown: the connection lost (SQLSTATE class 08, which asyncpg also gives
+    to connections it found closed), the server shutting down (57P) or failing (XX)."""
+    for error in _causes(exc):
+        state = getattr(error, "sqlstate", None)
+        if isinstance(state, str) and state:
+            return not state.startswith(("08", "57P", "XX"))
+    return False

@@ -45,6 +45,7 @@ from gateway.models import LedgerEntry, Order, OrderAnomaly, Refill, UpstreamCal
 from gateway.observability.metrics import OrderSnapshot
 from gateway.orders.answers import Anomaly, StatusUpdate
 from gateway.orders.drift import expected_cost_sql, reported_cost_sql
+from gateway.orders.groupcommit import GroupCommit
 from gateway.orders.outcomes import OrderToSend
 from gateway.providers.calllog import INSERT_CALLS_SQL
 
@@ -138,6 +139,24 @@ MARK_PLACED = text(
                           updated_at = now()
         WHERE id = :id AND state = ANY(:from_states)
         RETURNING id
+    ),
+    logged AS ({INSERT_CALLS_SQL})
+    SELECT id FROM placed
+    """  # noqa: S608 - composed of constants only
+).bindparams(bindparam("calls", type_=JSONB))
+
+# The same for several placed orders at once (:class:`~gateway.orders.groupcommit.GroupCommit`):
+# the orders that were placed while the previous statement was in flight.
+MARK_PLACED_MANY = text(
+    f"""
+    WITH placed AS (
+        UPDATE orders AS o SET state = 'placed', upstream_order_id = p.upstream, placed_at = now(),
+                               next_check_at = now() + make_interval(secs => p.delay), last_error = NULL,
+                               updated_at = now()
+        FROM unnest(CAST(:ids AS bigint[]), CAST(:upstreams AS bigint[]), CAST(:delays AS float8[]))
+             AS p(id, upstream, delay)
+        WHERE o.id = p.id AND o.state = ANY(:from_states)
+        RETURNING o.id
     ),
     logged AS ({INSERT_CALLS_SQL})
     SELECT id FROM placed
@@ -900,6 +919,16 @@ class OrderTx:
         return self.conn
 
 
+class _Placed(NamedTuple):
+    order_id: int
+    upstream_order_id: int
+    first_check_seconds: float
+    calls: list[dict[str, Any]]
+
+
+_PLACED_FROM = order_sources(OrderState.PLACED, only=[OrderState.SUBMITTING, OrderState.UNKNOWN])
+
+
 class OrderStore:
     """The order store of one process: single statements on the hot path, claims and leases, and
     units of work (:meth:`begin`, :meth:`bound`)."""
@@ -907,6 +936,7 @@ class OrderStore:
     def __init__(self, engine: AsyncEngine, hot: HotPathPool) -> None:
         self._engine = engine
         self._hot = hot
+        self._placed: GroupCommit[_Placed, bool] = GroupCommit(self._mark_one_placed, self._mark_many_placed)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[OrderTx]:
@@ -1008,18 +1038,34 @@ class OrderStore:
     async def mark_placed(
         self, order_id: int, upstream_order_id: int, first_check_seconds: float, calls: list[dict[str, Any]]
     ) -> bool:
-        """Record the upstream's order id and the attempts that got it, in one statement (hot
-        path); False when the order could not move to placed any more. Raises on a second order
-        with the same upstream id (the unique index)."""
+        """Record the upstream's order id and the attempts that got it, committed before this
+        returns (hot path: one statement, shared with the orders placed meanwhile); False when
+        the order could not move to placed any more. Raises on a second order with the same
+        upstream id (the unique index)."""
+        return await self._placed.write(_Placed(order_id, upstream_order_id, first_check_seconds, calls))
+
+    async def _mark_one_placed(self, placed: _Placed) -> bool:
         row = await self._hot.fetchrow(
             MARK_PLACED,
-            id=order_id,
-            upstream=upstream_order_id,
-            delay=first_check_seconds,
-            calls=calls,
-            from_states=order_sources(OrderState.PLACED, only=[OrderState.SUBMITTING, OrderState.UNKNOWN]),
+            id=placed.order_id,
+            upstream=placed.upstream_order_id,
+            delay=placed.first_check_seconds,
+            calls=placed.calls,
+            from_states=_PLACED_FROM,
         )
         return row is not None
+
+    async def _mark_many_placed(self, batch: Sequence[_Placed]) -> list[bool]:
+        rows = await self._hot.fetch(
+            MARK_PLACED_MANY,
+            ids=[p.order_id for p in batch],
+            upstreams=[p.upstream_order_id for p in batch],
+            delays=[p.first_check_seconds for p in batch],
+            calls=[call for p in batch for call in p.calls],
+            from_states=_PLACED_FROM,
+        )
+        applied = {row["id"] for row in rows}
+        return [p.order_id in applied for p in batch]
 
     # --- following ---------------------------------------------------------------------------
 

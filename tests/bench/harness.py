@@ -337,6 +337,27 @@ def group_cpu_seconds(pgid: int) -> float:
     return ticks / _CLOCK_TICKS
 
 
+def _process_cpu_ticks(pid: str) -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    return 0
+
+
+def embedded_postgres_cpu_seconds() -> float | None:
+    """CPU time (user + system) of the bench's embedded Postgres so far: the postmaster and its
+    live backends (a backend's time leaves with it, so measure across a window in which the
+    servers keep their pooled connections). None for an external server."""
+    pid_file = ROOT / "var" / "bench-data" / "postgres" / "postmaster.pid"
+    if os.environ.get("GATEWAY_BENCH_DATABASE_URL") or os.environ.get("GATEWAY_TEST_DATABASE_URL"):
+        return None
+    if not pid_file.exists():
+        return None
+    postmaster = pid_file.read_text().split()[0]
+    children = subprocess.run(["pgrep", "-P", postmaster], capture_output=True, text=True, check=False).stdout.split()
+    return sum(_process_cpu_ticks(pid) for pid in [postmaster, *children]) / _CLOCK_TICKS
+
+
 def pin_embedded_postgres(cpus: str) -> bool:
     """Pin the embedded Postgres (postmaster and backends; new backends inherit) to ``cpus``.
     Only the bench's own embedded server: an external one is not ours to touch."""
