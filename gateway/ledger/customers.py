@@ -4,9 +4,11 @@ rotation, settings, and their ledger. The one home of the customer: the table is
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -116,6 +118,9 @@ class CustomerAccount:
     catalog_revision: int
     # The ranges the key may be used from (None: anywhere).
     allowed_ips: tuple[str, ...] | None = None
+    # Read a moment ago rather than for this call (AccountCache): only good for a charge that
+    # verifies it; nothing is refused on it.
+    remembered: bool = False
 
 
 async def account_for_key(hot: HotPathPool, key: str | None) -> CustomerAccount | None:
@@ -146,6 +151,44 @@ def account_from_row(row: Any, key: str | None) -> CustomerAccount | None:
         catalog_revision=row["catalog_revision"],
         allowed_ips=None if row["allowed_ips"] is None else tuple(row["allowed_ips"]),
     )
+
+
+class AccountCache:
+    """Accounts by key hash as read a moment ago, for ``add`` only: its charge statement goes
+    through only at the catalog revision the account was read at, and the revision moves with
+    everything an account decides (the discount, the key, its allowlist, the customer disabled;
+    migration 0010), so acting on a remembered account can never charge a wrong price or let a
+    revoked key order. Whatever else a call answers (a balance, a refusal) is read fresh.
+
+    Entries live ``ttl_seconds``; at most ``max_entries`` (the oldest go first). Keyed by the
+    key's hash, as the database keeps it: no key is held here.
+    """
+
+    def __init__(self, ttl_seconds: float = 10.0, max_entries: int = 10_000) -> None:
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._entries: dict[bytes, tuple[CustomerAccount, float]] = {}
+
+    def get(self, key_hash: bytes) -> CustomerAccount | None:
+        entry = self._entries.get(key_hash)
+        if entry is None:
+            return None
+        if time.monotonic() >= entry[1]:
+            del self._entries[key_hash]
+            return None
+        return entry[0]
+
+    def put(self, key_hash: bytes, account: CustomerAccount) -> None:
+        self._entries.pop(key_hash, None)
+        if len(self._entries) >= self._max:
+            del self._entries[next(iter(self._entries))]
+        self._entries[key_hash] = (dataclasses.replace(account, remembered=True), time.monotonic() + self._ttl)
+
+    def drop(self, key_hash: bytes) -> None:
+        self._entries.pop(key_hash, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 def validate_name(name: str) -> str:

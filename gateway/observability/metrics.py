@@ -133,6 +133,7 @@ class GatewayMetrics:
 
     def __init__(self) -> None:
         self._v2_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._attempt_children: dict[tuple[int | str, str, str], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry()
         self.v2_requests = Counter(
             "gateway_v2_requests", "Customer API calls", ["action", "outcome"], registry=self.registry
@@ -193,10 +194,19 @@ class GatewayMetrics:
 
     def observe_attempt(self, record: AttemptRecord) -> None:
         """The upstream adapter's observer hook (never raises)."""
-        provider = str(record.provider_id)
-        self.upstream_calls.labels(provider, record.action, record.outcome).inc()
+        # Children looked up once per label set, as in observe_v2 (providers x actions x outcomes).
+        labels = (record.provider_id, record.action, record.outcome)
+        children = self._attempt_children.get(labels)
+        if children is None:
+            provider = str(record.provider_id)
+            children = (
+                self.upstream_calls.labels(provider, record.action, record.outcome),
+                self.upstream_duration.labels(provider, record.action),
+            )
+            self._attempt_children[labels] = children
+        children[0].inc()
         if math.isfinite(record.duration):
-            self.upstream_duration.labels(provider, record.action).observe(record.duration)
+            children[1].observe(record.duration)
 
     def observe_worker_step(self, step: str, seconds: float) -> None:
         self.worker_steps.labels(step).observe(seconds)

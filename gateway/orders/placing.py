@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from gateway.catalog.pricebook import PriceBook
+from gateway.catalog.pricebook import PriceBook, PricedService, Route
 from gateway.errors import (
     ACTIVE_ORDER_EXISTS,
     DAILY_SPEND_LIMIT_REACHED,
@@ -31,11 +32,17 @@ from gateway.orders.dispatch import dispatch
 from gateway.orders.outcomes import Failed, OrderToSend, PendingOutcomes
 from gateway.orders.policy import OrderPolicy
 from gateway.orders.routing import RoutePlan
-from gateway.orders.store import ActiveOrderOnLink, OrderStore
-from gateway.orders.validation import validate_add
+from gateway.orders.store import ActiveOrderOnLink, NotCharged, OrderStore
+from gateway.orders.validation import OrderRequest, validate_add
 from gateway.providers import ProviderGateway
 
 log = logging.getLogger(__name__)
+
+
+class AccountChanged(Exception):
+    """Nothing was charged: the account the order was priced for is not the current one (the
+    catalog revision moved since it was read: a price, the discount, the key or its allowlist, or
+    the customer's standing). The caller reads the account again and places the order again."""
 
 
 def parse_id(value: str | None) -> int | None:
@@ -49,21 +56,16 @@ def parse_id(value: str | None) -> int | None:
     return number if number > 0 else None
 
 
-async def place_order(
-    orders: OrderStore,
-    providers: ProviderGateway,
-    pending: PendingOutcomes,
+def _priced(
     book: PriceBook,
     customer: CustomerAccount,
     params: Mapping[str, str],
+    providers: ProviderGateway,
     request_id: str | None,
     policy: OrderPolicy,
-    idempotency: tuple[str, bytes] | None = None,
-) -> int:
-    """Place an order for ``customer``; returns the gateway's order id or raises ProtocolError.
-
-    ``idempotency`` (key, request hash) is stored with the order by the charge statement; a key
-    another call stored first raises :class:`IdempotencyKeyTaken` with nothing charged."""
+) -> tuple[dict[str, Any], PricedService, OrderRequest, RoutePlan, Route]:
+    """The order as it will be charged (the charge statement's values), its service, its
+    request, its routes and the route it goes to first; raises the protocol's refusals."""
     service_id = parse_id(params.get("service"))
     if service_id is None:
         raise ProtocolError(INCORRECT_SERVICE)
@@ -94,7 +96,38 @@ async def place_order(
         "cost": plan.cost(route),
         "currency": policy.currency,
         "request_id": request_id,
+        # The charge goes through only at the revision the account (and so the price) was read at.
+        "revision": customer.catalog_revision,
     }
+    return values, service, request, plan, route
+
+
+async def place_order(
+    orders: OrderStore,
+    providers: ProviderGateway,
+    pending: PendingOutcomes,
+    book: PriceBook,
+    customer: CustomerAccount,
+    params: Mapping[str, str],
+    request_id: str | None,
+    policy: OrderPolicy,
+    idempotency: tuple[str, bytes] | None = None,
+) -> int:
+    """Place an order for ``customer``; returns the gateway's order id or raises ProtocolError.
+
+    ``idempotency`` (key, request hash) is stored with the order by the charge statement; a key
+    another call stored first raises :class:`IdempotencyKeyTaken` with nothing charged."""
+    if book.revision != customer.catalog_revision:
+        # The price book is newer than the account (a remembered one): the discount, the rates or
+        # the key's standing may have changed with it.
+        raise AccountChanged
+    try:
+        values, service, request, plan, route = _priced(book, customer, params, providers, request_id, policy)
+    except ProtocolError:
+        if customer.remembered:
+            raise AccountChanged from None  # a refusal is never decided on a remembered account
+        raise
+    charge = values["charge"]
     try:
         created = await orders.charge_and_create(
             values, guard_link=policy.duplicate_link_guard and request.link is not None, idempotency=idempotency
@@ -105,8 +138,10 @@ async def place_order(
         log.warning("database error while charging an order", exc_info=True)
         raise ProtocolError(SERVICE_UNAVAILABLE) from None
     if created is None:
-        over_limit = await orders.over_daily_limit(customer.id, charge)
-        raise ProtocolError(DAILY_SPEND_LIMIT_REACHED if over_limit else NOT_ENOUGH_FUNDS)
+        why = await orders.why_not_charged(customer.id, charge, customer.catalog_revision)
+        if why is NotCharged.ACCOUNT_CHANGED:
+            raise AccountChanged
+        raise ProtocolError(DAILY_SPEND_LIMIT_REACHED if why is NotCharged.DAILY_LIMIT else NOT_ENOUGH_FUNDS)
     order_id, created_at = created
     failpoint("after_charge")
     order = OrderToSend(

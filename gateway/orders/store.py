@@ -15,6 +15,7 @@ status that causes them (:data:`APPLY_STATUS`).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -59,7 +60,8 @@ _ACTIVE = sql_list(s for s in OrderStatus if s not in FINAL_STATUSES)
 
 # The whole charge in one statement: debit the balance (guarded by the funds and the customer's
 # daily spend limit, both read from the row the UPDATE locks, so concurrent adds cannot pass
-# either), insert the order (on the route it is sent to first), append the charge entry. No row
+# either, and by the catalog revision the price was computed at: a price, a discount, the
+# customer's key or allowlist changed since is no charge, see ``why_not_charged``), insert the order (on the route it is sent to first), append the charge entry. No row
 # back: not enough funds or the day's limit reached, nothing changed. The order starts in ``submitting``
 # because the caller sends it upstream right after; a crash before that leaves an order that the
 # recovery sweep marks ``unknown`` (never sent twice) rather than one that might be sent again.
@@ -71,6 +73,7 @@ _CHARGE_AND_CREATE = """
                              updated_at = now()
         WHERE id = :customer_id AND balance >= :charge
           AND (daily_spend_limit IS NULL OR {spent_today} + :charge <= daily_spend_limit)
+          AND (SELECT revision FROM catalog_revision WHERE id = 1) = :revision
         RETURNING id, balance
     ),
     created AS (
@@ -104,10 +107,12 @@ CHARGE_AND_CREATE = text(_CHARGE_AND_CREATE.format(keyed="", spent_today=_SPENT_
 CHARGE_AND_CREATE_KEYED = text(
     _CHARGE_AND_CREATE.format(keyed=_KEYED, spent_today=_SPENT_TODAY, today=_TODAY)
 ).bindparams(bindparam("params", type_=JSONB))
-# Why a charge changed nothing: the day's limit when the customer has one and this charge would
-# pass it, else the funds (a concurrent deposit may have come in since: the funds are still why).
-OVER_DAILY_LIMIT = text(
-    f"SELECT daily_spend_limit IS NOT NULL AND {_SPENT_TODAY} + :charge > daily_spend_limit"  # noqa: S608
+# Why a charge changed nothing: the catalog revision moved (the price or the account is not the
+# one the caller priced with); else the day's limit when the customer has one and this charge
+# would pass it; else the funds (a concurrent deposit may have come in since: the funds are still why).
+WHY_NOT_CHARGED = text(
+    f"SELECT daily_spend_limit IS NOT NULL AND {_SPENT_TODAY} + :charge > daily_spend_limit AS over_limit,"  # noqa: S608
+    " (SELECT revision FROM catalog_revision WHERE id = 1) AS revision"
     " FROM customers WHERE id = :customer_id"
 )
 # The duplicate-link guard's lock: adds on one customer, service and link take turns, so the
@@ -919,6 +924,17 @@ class OrderTx:
         return self.conn
 
 
+class NotCharged(enum.Enum):
+    """Why a charge changed nothing."""
+
+    FUNDS = "funds"
+    DAILY_LIMIT = "daily_limit"
+    # The catalog revision is not the one the charge was priced at: a price, the discount, the
+    # customer's key, allowlist or standing changed since the caller read them. Nothing was
+    # charged; read the account again and price again.
+    ACCOUNT_CHANGED = "account_changed"
+
+
 class _Placed(NamedTuple):
     order_id: int
     upstream_order_id: int
@@ -993,11 +1009,12 @@ class OrderStore:
                 raise IdempotencyKeyTaken from None
             raise
 
-    async def over_daily_limit(self, customer_id: int, charge: Decimal) -> bool:
-        """After a charge changed nothing: whether the customer's daily spend limit is why (else
-        it was the funds)."""
-        row = await self._hot.fetchrow(OVER_DAILY_LIMIT, customer_id=customer_id, charge=charge)
-        return row is not None and bool(row[0])
+    async def why_not_charged(self, customer_id: int, charge: Decimal, revision: int) -> NotCharged:
+        """After a charge changed nothing: why."""
+        row = await self._hot.fetchrow(WHY_NOT_CHARGED, customer_id=customer_id, charge=charge)
+        if row is None or row["revision"] != revision:
+            return NotCharged.ACCOUNT_CHANGED
+        return NotCharged.DAILY_LIMIT if row["over_limit"] else NotCharged.FUNDS
 
     async def claim_queued(self, limit: int) -> list[OrderToSend]:
         """Take up to ``limit`` due queued orders into ``submitting`` (committed before any send)."""

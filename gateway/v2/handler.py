@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -15,9 +15,18 @@ from litestar.exceptions import ClientException
 from sqlalchemy.exc import DBAPIError
 
 from gateway.errors import INCORRECT_REQUEST, INVALID_API_KEY, SERVICE_UNAVAILABLE, ProtocolError
-from gateway.ledger.customers import account_for_key, address_allowed, note_ip_refusal
+from gateway.ledger.customers import (
+    AccountCache,
+    CustomerAccount,
+    account_for_key,
+    address_allowed,
+    lookup_hash,
+    note_ip_refusal,
+)
 from gateway.observability.logs import current_request_id
 from gateway.orders.idempotency import IDEMPOTENT_ACTIONS, KEY_HEADER
+from gateway.orders.placing import AccountChanged
+from gateway.orders.store import OrderStatusRow
 from gateway.v2.actions import ACTIONS, Call, V2Parts
 from gateway.v2.actions import status_ids as read_status_ids
 from gateway.v2.clients import Network, client_address
@@ -32,7 +41,7 @@ JSON = "application/json"
 IDEMPOTENCY_HEADER = KEY_HEADER.encode()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class V2Edge:
     """What ``/api/v2`` needs from the process (``app.state.v2``, set by the composition root)."""
 
@@ -42,6 +51,8 @@ class V2Edge:
     trusted_proxies: tuple[Network, ...]
     # The per-call metric: action label, outcome ("ok"/"error"), seconds.
     observe: Callable[[str, str, float], None]
+    # Accounts read a moment ago, for add (see AccountCache).
+    accounts: AccountCache = dataclasses.field(default_factory=AccountCache)
 
 
 def protocol_answer(content: bytes, headers: dict[str, str] | None = None) -> Response[bytes]:
@@ -50,6 +61,37 @@ def protocol_answer(content: bytes, headers: dict[str, str] | None = None) -> Re
 
 def error_answer(message: str, headers: dict[str, str] | None = None) -> Response[bytes]:
     return protocol_answer(_encoder.encode({"error": message}), headers)
+
+
+# How many times an add is priced and charged when the account keeps changing under it (a
+# catalog being edited): then the customer is asked to retry.
+ACCOUNT_ATTEMPTS = 3
+
+
+async def _identify(
+    edge: V2Edge, key: str | None, key_hash: bytes | None, action_name: str, params: dict[str, str], address: str
+) -> tuple[CustomerAccount, dict[int, OrderStatusRow] | None]:
+    """The caller's account, read now (and remembered for a later add), with a status call's
+    orders; refuses an unknown key and a key used from outside its allowed IPs."""
+    # A status call reads its orders with the key lookup, in one round trip (they are only used
+    # once the caller passed every check below).
+    status_ids = read_status_ids(params) if action_name == "status" else None
+    if status_ids is None:
+        caller, statuses = await account_for_key(edge.parts.hot, key), None
+    else:
+        caller, statuses = await account_and_statuses(edge.parts.hot, key, status_ids)
+    if caller is None:
+        await edge.rate_limiter.invalid_key(address)
+        raise ProtocolError(INVALID_API_KEY)
+    if not address_allowed(caller.allowed_ips, address):
+        # Answered exactly like an invalid key; the operator sees it on the customer.
+        await edge.rate_limiter.invalid_key(address)
+        await note_ip_refusal(edge.parts.hot, caller.id, address)
+        log.warning("v2: customer %s's key used from %s, outside its allowed IPs; refused", caller.id, address)
+        raise ProtocolError(INVALID_API_KEY)
+    if key_hash is not None:
+        edge.accounts.put(key_hash, caller)
+    return caller, statuses
 
 
 @route(["/api/v2", "/api/v2/"], http_method=["GET", "POST"], include_in_schema=False)
@@ -66,40 +108,42 @@ async def api_v2(request: Request[Any, Any, Any]) -> Response[bytes]:
         # An address that used up its guesses of keys is refused before any database lookup.
         await edge.rate_limiter.before_lookup(address)
         key = params.get("key")
-        # A status call reads its orders with the key lookup, in one round trip (they are only
-        # used once the caller passed every check below).
-        status_ids = read_status_ids(params) if action_name == "status" else None
-        if status_ids is None:
-            caller, statuses = await account_for_key(edge.parts.hot, key), None
-        else:
-            caller, statuses = await account_and_statuses(edge.parts.hot, key, status_ids)
-        if caller is None:
-            await edge.rate_limiter.invalid_key(address)
-            raise ProtocolError(INVALID_API_KEY)
-        if not address_allowed(caller.allowed_ips, address):
-            # Answered exactly like an invalid key; the operator sees it on the customer.
-            await edge.rate_limiter.invalid_key(address)
-            await note_ip_refusal(edge.parts.hot, caller.id, address)
-            log.warning("v2: customer %s's key used from %s, outside its allowed IPs; refused", caller.id, address)
-            raise ProtocolError(INVALID_API_KEY)
+        key_hash = lookup_hash(key)
+        # An add may act on the account read a moment ago: its charge goes through only if that
+        # account is still the current one (AccountChanged otherwise). Refusals are never decided
+        # on a remembered account.
+        caller = edge.accounts.get(key_hash) if action_name == "add" and key_hash is not None else None
+        statuses = None
+        if caller is None or not address_allowed(caller.allowed_ips, address):
+            caller, statuses = await _identify(edge, key, key_hash, action_name, params, address)
         await edge.rate_limiter.customer(caller.id)
         action = ACTIONS.get(action_name)
         if action is None:
             raise ProtocolError(INCORRECT_REQUEST)
-        dialect = caller.dialect or edge.parts.default_dialect
         # Set by the request context middleware (from X-Request-ID, or generated).
         request_id = current_request_id() or uuid.uuid4().hex
         call = Call(
             parts=edge.parts,
             caller=caller,
             params=params,
-            dialect=dialect,
+            dialect=caller.dialect or edge.parts.default_dialect,
             request_id=request_id[:64],
             # Read only where it counts (add, refill, cancel).
             idempotency_header=scope_header(request, IDEMPOTENCY_HEADER) if action_name in IDEMPOTENT_ACTIONS else None,
             statuses=statuses,
         )
-        result = await action(call)
+        for attempt in range(ACCOUNT_ATTEMPTS):
+            try:
+                result = await action(call)
+                break
+            except AccountChanged:
+                # Nothing was charged; the account (or the catalog) moved since it was read.
+                if key_hash is not None:
+                    edge.accounts.drop(key_hash)
+                if attempt == ACCOUNT_ATTEMPTS - 1:
+                    raise ProtocolError(SERVICE_UNAVAILABLE) from None
+                caller, _ = await _identify(edge, key, key_hash, action_name, params, address)
+                call = dataclasses.replace(call, caller=caller, dialect=caller.dialect or edge.parts.default_dialect)
         outcome = "ok"
     except ProtocolError as exc:
         return error_answer(exc.message, getattr(exc, "headers", None))

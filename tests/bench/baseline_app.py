@@ -111,6 +111,7 @@ def build() -> Litestar:
                 "cost": charge,
                 "currency": "USD",
                 "request_id": None,
+                "revision": row["catalog_revision"],
             }
             created = await pool.fetchrow(CHARGE_SQL, *(values[name] for name in CHARGE_PARAMS))
             if created is None:

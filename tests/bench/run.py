@@ -548,10 +548,12 @@ class Bench:
                 " rate, charge, cost, currency FROM orders WHERE id = $1",
                 self.seed.status_order_ids[0],
             )
+            revision = await conn.fetchval("SELECT revision FROM catalog_revision WHERE id = 1")
         finally:
             await conn.close()
         values = {k: str(v) for k, v in dict(row).items()}
         values["request_id"] = "pgbench"
+        values["revision"] = str(revision)
         return values
 
     def run(self) -> dict[int, list[Row]]:

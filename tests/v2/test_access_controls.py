@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from gateway.errors import DAILY_SPEND_LIMIT_REACHED, INVALID_API_KEY, TOO_MANY_REQUESTS
+from gateway.orders.store import NotCharged
 from gateway.v2 import handler
 from gateway.v2.clients import client_address
 from tests.conftest import ADMIN_TOKEN
@@ -216,9 +217,17 @@ async def test_a_refused_charge_blames_the_limit_only_when_the_limit_is_why(shop
     # The answer to a charge that changed nothing is read after it: a deposit may have landed in
     # between, so "the funds cover it now" must never be taken for "the limit was reached".
     store = shop.runtime.orders
-    assert not await store.over_daily_limit(shop.customer_id, Decimal("0.50"))  # no limit, funds cover
+
+    async def why(charge: str) -> NotCharged:
+        revision = await shop.scalar("SELECT revision FROM catalog_revision WHERE id = 1")
+        return await store.why_not_charged(shop.customer_id, Decimal(charge), revision)
+
+    assert await why("0.50") is NotCharged.FUNDS  # no limit, funds cover
     await patch_customer(shop, daily_spend_limit="1.00")
-    assert not await store.over_daily_limit(shop.customer_id, Decimal("0.50"))
+    assert await why("0.50") is NotCharged.FUNDS
     await shop.execute("UPDATE customers SET spent_today = 0.80, spent_day = (now() AT TIME ZONE 'UTC')::date")
-    assert await store.over_daily_limit(shop.customer_id, Decimal("0.50"))
-    assert not await store.over_daily_limit(shop.customer_id, Decimal("0.20"))
+    assert await why("0.50") is NotCharged.DAILY_LIMIT
+    assert await why("0.20") is NotCharged.FUNDS
+    # and a charge priced at an earlier revision is neither: the account is read again
+    stale = await shop.scalar("SELECT revision FROM catalog_revision WHERE id = 1") - 1
+    assert await store.why_not_charged(shop.customer_id, Decimal("0.50"), stale) is NotCharged.ACCOUNT_CHANGED

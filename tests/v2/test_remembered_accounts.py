@@ -1,0 +1,167 @@
+"""An add acts on the account read a moment ago (gateway.ledger.customers.AccountCache), and the
+charge statement verifies it: whatever the operator changes about a customer or the catalog takes
+effect on the very next add, exactly as if the account had been read for it.
+
+Each test reads the account first (a balance call, which remembers it), changes something through
+the admin API, then adds."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.errors import INCORRECT_SERVICE, INVALID_API_KEY, NOT_ENOUGH_FUNDS
+from gateway.ledger import customers
+from gateway.v2 import handler
+from tests.conftest import ADMIN_TOKEN
+from tests.factories import balance_of
+from tests.orders.conftest import Shop
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+FOLLOWERS = 102  # 0.45 per 1000, min 100: 100 of them cost 0.045 before markup
+
+
+@pytest.fixture
+def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every key lookup the v2 endpoint makes, by the key's first characters."""
+    seen: list[str] = []
+    real = handler.account_for_key
+
+    async def counting(hot: Any, key: str | None) -> Any:
+        seen.append((key or "")[:6])
+        return await real(hot, key)
+
+    monkeypatch.setattr(handler, "account_for_key", counting)
+    return seen
+
+
+async def _add(shop: Shop, key: str | None = None, **params: Any) -> Any:
+    values = {"service": shop.services[FOLLOWERS], "link": "https://i.com/r", "quantity": 1000, **params}
+    return await shop.v2(key, action="add", **values)
+
+
+async def _admin(shop: Shop, method: str, path: str, **json: Any) -> httpx.Response:
+    response = await shop.client.request(method, path, json=json or None, headers=ADMIN)
+    assert response.status_code == 200, response.text
+    return response
+
+
+async def test_adds_after_the_first_lookup_skip_it(shop: Shop, lookups: list[str]) -> None:
+    assert "balance" in await shop.v2(action="balance")
+    for n in range(3):
+        assert "order" in await _add(shop, link=f"https://i.com/{n}")
+    assert len(lookups) == 1  # the balance call's; the adds acted on what it read
+    assert "balance" in await shop.v2(action="balance")
+    assert len(lookups) == 2  # anything else is read fresh
+    await shop.check_money()
+
+
+async def test_a_rotated_key_is_refused_at_the_next_add(shop: Shop) -> None:
+    assert "order" in await _add(shop)
+    balance = await balance_of(shop.runtime, shop.customer_id)
+    await _admin(shop, "POST", f"/admin/customers/{shop.customer_id}/rotate-key")
+    assert await _add(shop) == {"error": INVALID_API_KEY}
+    assert await balance_of(shop.runtime, shop.customer_id) == balance
+    await shop.check_money()
+
+
+async def test_a_disabled_customer_is_refused_at_the_next_add(shop: Shop) -> None:
+    assert "order" in await _add(shop)
+    await _admin(shop, "PATCH", f"/admin/customers/{shop.customer_id}", enabled=False)
+    assert await _add(shop) == {"error": INVALID_API_KEY}
+    assert await shop.scalar("SELECT count(*) FROM orders") == 1
+
+
+async def test_a_narrowed_allowlist_refuses_the_next_add(shop: Shop) -> None:
+    async with shop.client_from("203.0.113.9") as client:
+        first = await client.post("/api/v2", data={"key": shop.key, "action": "balance"})
+        assert "balance" in first.json()
+        await _admin(shop, "PATCH", f"/admin/customers/{shop.customer_id}", allowed_ips=["198.51.100.0/24"])
+        data = {"key": shop.key, "action": "add", "service": shop.services[FOLLOWERS], "link": "https://i.com/a"}
+        refused = await client.post("/api/v2", data={**data, "quantity": 1000})
+        assert refused.json() == {"error": INVALID_API_KEY}
+    assert await shop.scalar("SELECT count(*) FROM orders") == 0
+
+
+async def _markup(shop: Shop) -> None:
+    """Room for a discount above the minimum margin: the price four times the cost."""
+    response = await shop.client.post("/admin/markup-rules", json={"scope": "global", "percent": "300"}, headers=ADMIN)
+    assert response.status_code == 201, response.text
+
+
+async def test_a_new_discount_prices_the_next_add(shop: Shop) -> None:
+    await _markup(shop)
+    first = await _add(shop)
+    charge = await shop.scalar("SELECT charge FROM orders WHERE id = :id", id=first["order"])
+    await _admin(shop, "PATCH", f"/admin/customers/{shop.customer_id}", discount_percent="50")
+    second = await _add(shop, link="https://i.com/d")
+    discounted = await shop.scalar("SELECT charge FROM orders WHERE id = :id", id=second["order"])
+    assert discounted == (charge / 2).quantize(discounted)
+    await shop.check_money()
+
+
+async def test_a_service_put_on_sale_since_is_for_sale_at_once(shop: Shop) -> None:
+    service = shop.services[FOLLOWERS]
+    await shop.execute("UPDATE services SET enabled = false WHERE id = :id", id=service)
+    assert "balance" in await shop.v2(action="balance")  # remembered while the service is off sale
+    await shop.execute("UPDATE services SET enabled = true WHERE id = :id", id=service)
+    assert "order" in await _add(shop)
+    # and a refusal is decided on the current catalog, not the remembered one
+    await shop.execute("UPDATE services SET enabled = false WHERE id = :id", id=service)
+    assert await _add(shop, link="https://i.com/off") == {"error": INCORRECT_SERVICE}
+
+
+async def test_funds_are_refused_as_funds(shop: Shop) -> None:
+    assert "order" in await _add(shop)
+    await shop.execute("UPDATE customers SET balance = 0.001 WHERE id = :id", id=shop.customer_id)
+    await shop.execute(
+        "INSERT INTO ledger_entries (customer_id, kind, amount, balance_after)"
+        " SELECT id, 'adjustment', 0.001 - (SELECT sum(amount) FROM ledger_entries WHERE customer_id = c.id), 0.001"
+        " FROM customers c WHERE id = :id",
+        id=shop.customer_id,
+    )
+    assert await _add(shop, link="https://i.com/f") == {"error": NOT_ENOUGH_FUNDS}
+    await shop.check_money()
+
+
+async def test_adds_racing_a_discount_change_are_each_charged_a_price_that_was_in_force(shop: Shop) -> None:
+    """Adds keep coming while the operator flips the discount: every charge is the full price or
+    the discounted one, never a mix, and the ledger holds."""
+    await _markup(shop)
+    assert "order" in await _add(shop)
+    full = await shop.scalar("SELECT charge FROM orders")
+
+    async def flip() -> None:
+        for n in range(6):
+            percent = "50" if n % 2 == 0 else "0"
+            await _admin(shop, "PATCH", f"/admin/customers/{shop.customer_id}", discount_percent=percent)
+            await asyncio.sleep(0.02)
+
+    answers, _ = await asyncio.gather(
+        asyncio.gather(*(_add(shop, link=f"https://i.com/race{n}") for n in range(40))), flip()
+    )
+    assert all("order" in answer for answer in answers), answers
+    charges = set(await shop.scalar("SELECT array_agg(DISTINCT charge) FROM orders"))
+    assert charges <= {full, (full / 2).quantize(full)}
+    await shop.check_money()
+
+
+def test_the_cache_is_bounded_and_forgets() -> None:
+    cache = customers.AccountCache(ttl_seconds=60, max_entries=3)
+    account = customers.CustomerAccount(1, Decimal(0), None, Decimal(0), 1)
+    for n in range(5):
+        cache.put(bytes([n]), account)
+    assert len(cache) == 3
+    assert cache.get(bytes([0])) is None
+    remembered = cache.get(bytes([4]))
+    assert remembered is not None
+    assert remembered.remembered
+    cache.drop(bytes([4]))
+    assert cache.get(bytes([4])) is None
+    gone = customers.AccountCache(ttl_seconds=0)
+    gone.put(b"k", account)
+    assert gone.get(b"k") is None
