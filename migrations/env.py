@@ -39,10 +39,15 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         compare_type=True,
         compare_server_default=True,
-        transaction_per_migration=True,
     )
+    # Every pending migration runs in one transaction, which takes the lock first: two processes
+    # starting at once (serve and worker, or several replicas) must not migrate concurrently, and a
+    # transaction-scoped lock is the kind a transaction pooler (PgBouncer) keeps on one server
+    # connection. (With a transaction per migration the lock went with the first commit, and the
+    # next process ran the second migration alongside the first one's.) A migration that must run
+    # outside a transaction (autocommit_block) would end the lock's transaction too: it must be
+    # safe to run twice.
     with context.begin_transaction():
-        # Two processes starting at once (serve and worker) must not migrate concurrently.
         connection.exec_driver_sql("SELECT pg_advisory_xact_lock(726354100)")
         context.run_migrations()
 
