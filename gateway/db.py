@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from gateway.settings import Settings
+from gateway.settings import DatabasePooler, Settings
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,49 @@ def stop_embedded() -> None:
         _embedded_servers.clear()
 
 
+# Startup parameters of every connection. PgBouncer passes on the few it tracks (application_name
+# among them) and refuses a connection that sends any other, unless its ignore_startup_parameters
+# lists it: a per-connection setting (jit, search_path, a timeout) belongs in the statement's own
+# transaction (SET LOCAL) instead, which a transaction pooler cannot mix up between clients.
+SERVER_SETTINGS = {"application_name": "smm-gateway"}
+
+
+def asyncpg_options(pooler: DatabasePooler) -> dict[str, Any]:
+    """Keyword arguments for ``asyncpg.connect()`` (and pools) behind ``pooler``.
+
+    Without a pooler asyncpg's statement cache stays on: each statement is parsed once per
+    connection, then only bound and executed, which is what makes asyncpg fast. A prepared
+    statement lives on one server connection, though, and a transaction pooler gives each
+    transaction (each autocommit statement, too) whichever server connection is free: a statement
+    prepared on one is then executed on another ("prepared statement "__asyncpg_stmt_1__" does not
+    exist"), or two clients' statements of the same name meet on one ("already exists"). With the
+    cache off asyncpg (0.31 and later) uses only the unnamed statement, parsed again in the same
+    round trip as every execution, so nothing outlives the statement.
+    """
+    options: dict[str, Any] = {"server_settings": dict(SERVER_SETTINGS)}
+    if pooler == "transaction":
+        options["statement_cache_size"] = 0
+    return options
+
+
+def engine_connect_args(pooler: DatabasePooler) -> dict[str, Any]:
+    """``connect_args`` of a SQLAlchemy asyncpg engine behind ``pooler``.
+
+    SQLAlchemy's asyncpg dialect keeps its own cache of asyncpg prepared statements per
+    connection, turned off as well behind a transaction pooler. (Its documentation's other recipe
+    for PgBouncer, unique statement names, is not used: named statements would still be created
+    on whichever server connection a transaction got, and pile up there: asyncpg closes one later,
+    on whichever server connection it has then, and needs the pooler to keep its pipeline together.)
+    """
+    connect_args = asyncpg_options(pooler)
+    if pooler == "transaction":
+        connect_args["prepared_statement_cache_size"] = 0
+    return connect_args
+
+
 def create_engine(url: str, settings: Settings) -> AsyncEngine:
-    """The process' async engine. Statement caching stays on: it is what makes asyncpg fast.
+    """The process' async engine. Statement caching stays on unless the database is behind a
+    transaction pooler (``GATEWAY_DATABASE_POOLER``; see :func:`asyncpg_options`).
 
     Bound values never go into an error's text (``[parameters: ...]``): an INSERT of a provider
     carries its API key, and an error's text ends up in tracebacks and logs.
@@ -99,7 +140,7 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=False,
         pool_recycle=1800,
-        connect_args={"server_settings": {"application_name": "smm-gateway"}},
+        connect_args=engine_connect_args(settings.database_pooler),
     )
 
 
@@ -123,12 +164,15 @@ class _HotConnection(asyncpg.Connection):  # type: ignore[misc]
     def get_reset_query(self) -> str:
         # Only single autocommit statements run here: no session state (SET, LISTEN, advisory
         # locks, cursors) is ever left behind, so the reset round trip on every release is waste.
-        # (An open transaction would still be rolled back by the pool.)
+        # (An open transaction would still be rolled back by the pool.) Behind a transaction
+        # pooler the reset would even be wrong: it would run on whichever server connection the
+        # pooler picked, another client's.
         return ""
 
 
 async def _init_hot_connection(conn: asyncpg.Connection) -> None:
-    # The same JSON text SQLAlchemy's JSONB type writes.
+    # The same JSON text SQLAlchemy's JSONB type writes. A codec is the client's own state (a
+    # built-in type needs no query to look up): nothing is left on the server connection.
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
@@ -148,9 +192,10 @@ class HotPathPool:
     SQLAlchemy's ``DBAPIError``, like everywhere else.
     """
 
-    def __init__(self, url: str, max_size: int) -> None:
+    def __init__(self, url: str, max_size: int, pooler: DatabasePooler = "none") -> None:
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
         self._max_size = max_size
+        self._options = asyncpg_options(pooler)
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
         self._statements: dict[TextClause, tuple[str, tuple[str, ...]]] = {}
@@ -167,7 +212,7 @@ class HotPathPool:
                     max_size=self._max_size,
                     init=_init_hot_connection,
                     connection_class=_HotConnection,
-                    server_settings={"application_name": "smm-gateway"},
+                    **self._options,
                 )
             return self._pool
 
@@ -220,8 +265,8 @@ def migrations_directory() -> Path:
     return scripts
 
 
-def alembic_config(url: str) -> Any:
-    """The Alembic configuration of this package, pointed at ``url``.
+def alembic_config(url: str, pooler: DatabasePooler = "none") -> Any:
+    """The Alembic configuration of this package, pointed at ``url`` (behind ``pooler``).
 
     Built in code, not read from ``alembic.ini`` (that file is for developers running ``alembic``
     by hand in the repository): an installed gateway has no source tree.
@@ -233,14 +278,16 @@ def alembic_config(url: str) -> Any:
     config.set_main_option("script_location", str(migrations_directory()).replace("%", "%%"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["configure_logging"] = False
+    config.attributes["connect_args"] = engine_connect_args(pooler)
     return config
 
 
-def migrate(url: str) -> None:
-    """Apply every migration up to head (blocking; run it before serving)."""
+def migrate(url: str, pooler: DatabasePooler = "none") -> None:
+    """Apply every migration up to head (blocking; run it before serving). Processes migrating
+    at once wait for each other (a transaction-scoped advisory lock: migrations/env.py)."""
     from alembic import command
 
-    command.upgrade(alembic_config(url), "head")
+    command.upgrade(alembic_config(url, pooler), "head")
 
 
 def head_revision() -> str | None:

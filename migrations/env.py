@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging.config
+from typing import Any
 
 from alembic import context
 from sqlalchemy import pool
@@ -33,6 +34,18 @@ def _url() -> str:
     return resolve_database_url(load_settings())
 
 
+def _connect_args() -> dict[str, Any]:
+    """How to connect: as :func:`gateway.db.alembic_config` says (the gateway's own pooler
+    setting), else as the settings say (``alembic`` run by hand)."""
+    connect_args: dict[str, Any] | None = config.attributes.get("connect_args")
+    if connect_args is not None:
+        return connect_args
+    from gateway.db import engine_connect_args
+    from gateway.settings import load_settings
+
+    return engine_connect_args(load_settings().database_pooler)
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -53,7 +66,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(_url(), poolclass=pool.NullPool)
+    engine = create_async_engine(_url(), poolclass=pool.NullPool, connect_args=_connect_args())
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)
