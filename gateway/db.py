@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import TextClause, text
+from sqlalchemy import TextClause, event, text
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -126,6 +126,39 @@ def engine_connect_args(pooler: DatabasePooler) -> dict[str, Any]:
     return connect_args
 
 
+# SQLSTATEs of a prepared statement missing on the server connection (26000) or already there
+# (42P05): what a transaction pooler does to cached statements.
+_POOLER_SQLSTATES = frozenset({"26000", "42P05"})
+
+
+class PoolerHint:
+    """Says once (per engine or pool) what those errors mean: the database is behind a
+    transaction pooler that ``GATEWAY_DATABASE_POOLER`` does not mention. An operator who put
+    PgBouncer in front and forgot the setting gets the fix in the log, not only failed requests."""
+
+    def __init__(self) -> None:
+        self.given = False
+
+    def consider(self, exc: BaseException) -> None:
+        if self.given:
+            return
+        error: BaseException | None = exc
+        for _ in range(5):  # SQLAlchemy's error, its adapted driver error, asyncpg's own
+            if error is None:
+                return
+            if getattr(error, "sqlstate", None) in _POOLER_SQLSTATES:
+                break
+            error = getattr(error, "orig", None) or error.__cause__
+        else:
+            return
+        self.given = True
+        log.error(
+            "a prepared statement was missing on the database connection, or already there: the"
+            " database looks to be behind a pooler in transaction mode (PgBouncer); if so, set"
+            " GATEWAY_DATABASE_POOLER=transaction"
+        )
+
+
 def create_engine(url: str, settings: Settings) -> AsyncEngine:
     """The process' async engine. Statement caching stays on unless the database is behind a
     transaction pooler (``GATEWAY_DATABASE_POOLER``; see :func:`asyncpg_options`).
@@ -133,7 +166,7 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
     Bound values never go into an error's text (``[parameters: ...]``): an INSERT of a provider
     carries its API key, and an error's text ends up in tracebacks and logs.
     """
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         hide_parameters=True,
         pool_size=settings.db_pool_size,
@@ -142,6 +175,10 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_recycle=1800,
         connect_args=engine_connect_args(settings.database_pooler),
     )
+    if settings.database_pooler == "none":
+        hint = PoolerHint()
+        event.listen(engine.sync_engine, "handle_error", lambda context: hint.consider(context.original_exception))
+    return engine
 
 
 # What the hot path turns into DBAPIError: the server's errors, and failing to reach it at all
@@ -196,6 +233,7 @@ class HotPathPool:
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
         self._max_size = max_size
         self._options = asyncpg_options(pooler)
+        self._pooler_hint = PoolerHint() if pooler == "none" else None
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
         self._statements: dict[TextClause, tuple[str, tuple[str, ...]]] = {}
@@ -230,6 +268,7 @@ class HotPathPool:
             pool = await self._ready_pool()
             return await pool.fetchrow(sql, *arguments)
         except _HOT_PATH_ERRORS as exc:
+            self._database_error(exc)
             raise DBAPIError(sql, None, exc) from exc
 
     async def fetch(self, statement: TextClause, **params: Any) -> list[asyncpg.Record]:
@@ -239,7 +278,12 @@ class HotPathPool:
             pool = await self._ready_pool()
             return list(await pool.fetch(sql, *arguments))
         except _HOT_PATH_ERRORS as exc:
+            self._database_error(exc)
             raise DBAPIError(sql, None, exc) from exc
+
+    def _database_error(self, exc: BaseException) -> None:
+        if self._pooler_hint is not None:
+            self._pooler_hint.consider(exc)
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None

@@ -86,23 +86,25 @@ async def test_the_hot_path_pool_works_through_a_transaction_pooler(pgbouncer: P
 
 
 async def test_without_the_setting_the_hot_path_breaks_behind_a_transaction_pooler(
-    pgbouncer: PgBouncer, database_url: str
+    pgbouncer: PgBouncer, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """What the setting prevents: asyncpg's cached (named) statement is missing on the other server
-    connection."""
+    connection. The log says what to do, once."""
     url = pgbouncer.url(database_url)
     hot = HotPathPool(url, 1)
     try:
         await hot.fetchrow(DOUBLE, n=2)
-        async with server_connection_taken(url):
-            with pytest.raises(DBAPIError, match=MISSING_STATEMENT):
-                await hot.fetchrow(DOUBLE, n=3)
+        for _ in range(2):
+            async with server_connection_taken(url):
+                with pytest.raises(DBAPIError, match=MISSING_STATEMENT):
+                    await hot.fetchrow(DOUBLE, n=3)
     finally:
         await hot.close()
+    assert _pooler_hints(caplog) == 1
 
 
 async def test_the_hot_path_under_concurrency_through_a_transaction_pooler(
-    pgbouncer: PgBouncer, database_url: str
+    pgbouncer: PgBouncer, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Many more client connections than PgBouncer's server connections, statements interleaved.
     hot = HotPathPool(pgbouncer.url(database_url), 12, "transaction")
@@ -119,6 +121,11 @@ async def test_the_hot_path_under_concurrency_through_a_transaction_pooler(
         await asyncio.gather(*(client(i) for i in range(24)))
     finally:
         await hot.close()
+    assert _pooler_hints(caplog) == 0
+
+
+def _pooler_hints(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("set GATEWAY_DATABASE_POOLER=transaction" in r.getMessage() for r in caplog.records)
 
 
 def _engine(url: str, pooler: DatabasePooler) -> Any:
@@ -147,7 +154,7 @@ async def test_the_engine_works_through_a_transaction_pooler(pgbouncer: PgBounce
 
 
 async def test_without_the_setting_the_engine_breaks_behind_a_transaction_pooler(
-    pgbouncer: PgBouncer, database_url: str
+    pgbouncer: PgBouncer, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = pgbouncer.url(database_url)
     engine = _engine(url, "none")
@@ -160,6 +167,7 @@ async def test_without_the_setting_the_engine_breaks_behind_a_transaction_pooler
                     await conn.scalar(DOUBLE, {"n": 3})
     finally:
         await engine.dispose()
+    assert _pooler_hints(caplog) == 1
 
 
 def test_migrations_through_a_transaction_pooler(pgbouncer: PgBouncer, empty_database: str) -> None:
