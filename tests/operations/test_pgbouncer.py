@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+import tests.pgbouncer
 from gateway.db import (
     HotPathPool,
     asyncpg_options,
@@ -33,7 +34,7 @@ from gateway.db import (
 )
 from gateway.settings import DatabasePooler
 from tests.conftest import _run_sync, make_settings
-from tests.pgbouncer import PgBouncer
+from tests.pgbouncer import PgBouncer, PgBouncerUnavailable
 from tests.test_cli import gateway_env, migrate_at_once, run_gateway
 
 MISSING_STATEMENT = "does not exist"
@@ -56,6 +57,13 @@ def test_statement_caching_is_off_only_behind_a_transaction_pooler() -> None:
         "prepared_statement_cache_size": 0,
     }
     assert asyncpg_options("transaction")["statement_cache_size"] == 0
+
+
+def test_without_pgbouncer_installed_the_reason_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the tests that need it are skipped with (pytest -rs shows it).
+    monkeypatch.setattr(tests.pgbouncer, "find_pgbouncer", lambda: None)
+    with pytest.raises(PgBouncerUnavailable, match="not installed"):
+        tests.pgbouncer.start_pgbouncer("postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 @asynccontextmanager
