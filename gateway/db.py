@@ -115,10 +115,11 @@ def engine_connect_args(pooler: DatabasePooler) -> dict[str, Any]:
     """``connect_args`` of a SQLAlchemy asyncpg engine behind ``pooler``.
 
     SQLAlchemy's asyncpg dialect keeps its own cache of asyncpg prepared statements per
-    connection, turned off as well behind a transaction pooler. (Its documentation's other recipe
-    for PgBouncer, unique statement names, is not used: named statements would still be created
-    on whichever server connection a transaction got, and pile up there: asyncpg closes one later,
-    on whichever server connection it has then, and needs the pooler to keep its pipeline together.)
+    connection, turned off as well behind a transaction pooler. (The other recipe its documentation
+    gives for PgBouncer, a unique name per statement, is not used: every statement would still be a
+    named one, left on whichever server connection the transaction got (asyncpg closes it later,
+    on whichever server connection it holds then), and outside a transaction its prepare and its
+    execution could reach two different server connections.)
     """
     connect_args = asyncpg_options(pooler)
     if pooler == "transaction":
