@@ -54,13 +54,13 @@ def _setup_logging(settings: Settings) -> None:
 
 def _database(settings: Settings) -> str:
     url = resolve_database_url(settings)
-    migrate(url)
+    migrate(url, settings.database_pooler)
     return url
 
 
 def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
     url = resolve_database_url(settings)
-    migrate(url)
+    migrate(url, settings.database_pooler)
     print("database migrated to head")
     return 0
 

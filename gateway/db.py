@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import TextClause, text
+from sqlalchemy import TextClause, event, text
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from gateway.settings import Settings
+from gateway.settings import DatabasePooler, Settings
 
 log = logging.getLogger(__name__)
 
@@ -88,21 +88,100 @@ def stop_embedded() -> None:
         _embedded_servers.clear()
 
 
+# Startup parameters of every connection. PgBouncer passes on the few it tracks (application_name
+# among them) and refuses a connection that sends any other, unless its ignore_startup_parameters
+# lists it: a per-connection setting (jit, search_path, a timeout) belongs in the statement's own
+# transaction (SET LOCAL) instead, which a transaction pooler cannot mix up between clients.
+SERVER_SETTINGS = {"application_name": "smm-gateway"}
+
+
+def asyncpg_options(pooler: DatabasePooler) -> dict[str, Any]:
+    """Keyword arguments for ``asyncpg.connect()`` (and pools) behind ``pooler``.
+
+    Without a pooler asyncpg's statement cache stays on: each statement is parsed once per
+    connection, then only bound and executed, which is what makes asyncpg fast. A prepared
+    statement lives on one server connection, though, and a transaction pooler gives each
+    transaction (each autocommit statement, too) whichever server connection is free: a statement
+    prepared on one is then executed on another ("prepared statement "__asyncpg_stmt_1__" does not
+    exist"), or two clients' statements of the same name meet on one ("already exists"). With the
+    cache off asyncpg (0.31 and later) uses only the unnamed statement, parsed again in the same
+    round trip as every execution, so nothing outlives the statement.
+    """
+    options: dict[str, Any] = {"server_settings": dict(SERVER_SETTINGS)}
+    if pooler == "transaction":
+        options["statement_cache_size"] = 0
+    return options
+
+
+def engine_connect_args(pooler: DatabasePooler) -> dict[str, Any]:
+    """``connect_args`` of a SQLAlchemy asyncpg engine behind ``pooler``.
+
+    SQLAlchemy's asyncpg dialect keeps its own cache of asyncpg prepared statements per
+    connection, turned off as well behind a transaction pooler. (The other recipe its documentation
+    gives for PgBouncer, a unique name per statement, is not used: every statement would still be a
+    named one, left on whichever server connection the transaction got (asyncpg closes it later,
+    on whichever server connection it holds then), and outside a transaction its prepare and its
+    execution could reach two different server connections.)
+    """
+    connect_args = asyncpg_options(pooler)
+    if pooler == "transaction":
+        connect_args["prepared_statement_cache_size"] = 0
+    return connect_args
+
+
+# SQLSTATEs of a prepared statement missing on the server connection (26000) or already there
+# (42P05): what a transaction pooler does to cached statements.
+_POOLER_SQLSTATES = frozenset({"26000", "42P05"})
+
+
+class PoolerHint:
+    """Says once (per engine or pool) what those errors mean: the database is behind a
+    transaction pooler that ``GATEWAY_DATABASE_POOLER`` does not mention. An operator who put
+    PgBouncer in front and forgot the setting gets the fix in the log, not only failed requests."""
+
+    def __init__(self) -> None:
+        self.given = False
+
+    def consider(self, exc: BaseException) -> None:
+        if self.given:
+            return
+        error: BaseException | None = exc
+        for _ in range(5):  # SQLAlchemy's error, its adapted driver error, asyncpg's own
+            if error is None:
+                return
+            if getattr(error, "sqlstate", None) in _POOLER_SQLSTATES:
+                break
+            error = getattr(error, "orig", None) or error.__cause__
+        else:
+            return
+        self.given = True
+        log.error(
+            "a prepared statement was missing on the database connection, or already there: the"
+            " database looks to be behind a pooler in transaction mode (PgBouncer); if so, set"
+            " GATEWAY_DATABASE_POOLER=transaction"
+        )
+
+
 def create_engine(url: str, settings: Settings) -> AsyncEngine:
-    """The process' async engine. Statement caching stays on: it is what makes asyncpg fast.
+    """The process' async engine. Statement caching stays on unless the database is behind a
+    transaction pooler (``GATEWAY_DATABASE_POOLER``; see :func:`asyncpg_options`).
 
     Bound values never go into an error's text (``[parameters: ...]``): an INSERT of a provider
     carries its API key, and an error's text ends up in tracebacks and logs.
     """
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=False,
         pool_recycle=1800,
-        connect_args={"server_settings": {"application_name": "smm-gateway"}},
+        connect_args=engine_connect_args(settings.database_pooler),
     )
+    if settings.database_pooler == "none":
+        hint = PoolerHint()
+        event.listen(engine.sync_engine, "handle_error", lambda context: hint.consider(context.original_exception))
+    return engine
 
 
 # What the hot path turns into DBAPIError: the server's errors, and failing to reach it at all
@@ -122,7 +201,8 @@ def asyncpg_sql(statement: TextClause) -> tuple[str, tuple[str, ...]]:
 
 
 async def _init_hot_connection(conn: asyncpg.Connection) -> None:
-    # The same JSON text SQLAlchemy's JSONB type writes.
+    # The same JSON text SQLAlchemy's JSONB type writes. A codec is the client's own state (a
+    # built-in type needs no query to look up): nothing is left on the server connection.
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
@@ -151,6 +231,10 @@ class HotPathPool:
     engine. The SQL stays in the domain's queries module as ``text()`` constructs; this only runs
     their text.
 
+    No reset runs between two statements: nothing here leaves session state (SET, LISTEN,
+    advisory locks, cursors), and behind a transaction pooler a reset would run on whichever
+    server connection the pooler picked, another client's.
+
     Up to ``max_size`` connections, opened as they are needed and reused most-recent-first (the
     rest go idle and are closed after ``idle_seconds``); a caller finding all of them busy waits
     its turn. A connection goes back only when its statement ended cleanly or the server refused
@@ -159,11 +243,15 @@ class HotPathPool:
     SQLAlchemy's ``DBAPIError``, like everywhere else.
     """
 
-    def __init__(self, url: str, max_size: int, idle_seconds: float = 300.0) -> None:
+    def __init__(
+        self, url: str, max_size: int, pooler: DatabasePooler = "none", idle_seconds: float = 300.0
+    ) -> None:
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
         self._max_size = max_size
+        self._options = asyncpg_options(pooler)
+        self._pooler_hint = PoolerHint() if pooler == "none" else None
         self._idle_seconds = idle_seconds
         self._idle: list[tuple[asyncpg.Connection, float]] = []  # (connection, idle since)
         self._open = 0
@@ -172,7 +260,7 @@ class HotPathPool:
         self._statements: dict[TextClause, tuple[str, tuple[str, ...]]] = {}
 
     async def _connect(self) -> asyncpg.Connection:
-        conn = await asyncpg.connect(self._dsn, server_settings={"application_name": "smm-gateway"})
+        conn = await asyncpg.connect(self._dsn, **self._options)
         try:
             await _init_hot_connection(conn)
         except BaseException:
@@ -256,6 +344,7 @@ class HotPathPool:
             else:
                 self._discard(conn)
             if isinstance(exc, _HOT_PATH_ERRORS):
+                self._database_error(exc)
                 raise DBAPIError(sql, None, exc) from exc
             raise
         self._release(conn)
@@ -278,6 +367,10 @@ class HotPathPool:
         """Every row of ``statement`` (run on its own, autocommit)."""
         sql, arguments = self._arguments(statement, params)
         return list(await self._run("fetch", sql, arguments))
+
+    def _database_error(self, exc: BaseException) -> None:
+        if self._pooler_hint is not None:
+            self._pooler_hint.consider(exc)
 
     async def close(self) -> None:
         """Close the idle connections now and the busy ones as their statements end; callers
@@ -310,8 +403,8 @@ def migrations_directory() -> Path:
     return scripts
 
 
-def alembic_config(url: str) -> Any:
-    """The Alembic configuration of this package, pointed at ``url``.
+def alembic_config(url: str, pooler: DatabasePooler = "none") -> Any:
+    """The Alembic configuration of this package, pointed at ``url`` (behind ``pooler``).
 
     Built in code, not read from ``alembic.ini`` (that file is for developers running ``alembic``
     by hand in the repository): an installed gateway has no source tree.
@@ -323,14 +416,16 @@ def alembic_config(url: str) -> Any:
     config.set_main_option("script_location", str(migrations_directory()).replace("%", "%%"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["configure_logging"] = False
+    config.attributes["connect_args"] = engine_connect_args(pooler)
     return config
 
 
-def migrate(url: str) -> None:
-    """Apply every migration up to head (blocking; run it before serving)."""
+def migrate(url: str, pooler: DatabasePooler = "none") -> None:
+    """Apply every migration up to head (blocking; run it before serving). Processes migrating
+    at once wait for each other (a transaction-scoped advisory lock: migrations/env.py)."""
     from alembic import command
 
-    command.upgrade(alembic_config(url), "head")
+    command.upgrade(alembic_config(url, pooler), "head")
 
 
 def head_revision() -> str | None:

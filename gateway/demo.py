@@ -258,7 +258,7 @@ def run_demo(settings: Settings, port: int | None) -> int:
         updates["status_sync_interval_seconds"] = DEMO_STATUS_SYNC_SECONDS
     settings = settings.model_copy(update=updates)
     database_url = resolve_database_url(settings)
-    migrate(database_url)
+    migrate(database_url, settings.database_pooler)
     port = port or settings.port
     try:
         sock = listen(settings.host, port)

@@ -117,7 +117,7 @@ class Runtime:
         """
         url = database_url or resolve_database_url(settings)
         engine = create_engine(url, settings)
-        hot = HotPathPool(url, settings.db_pool_size)
+        hot = HotPathPool(url, settings.db_pool_size, settings.database_pooler)
         call_log = CallLog()
         metrics = GatewayMetrics()
 

@@ -22,6 +22,9 @@ from sqlalchemy.exc import ArgumentError
 from gateway.upstream.addresses import normalise_upstream_url
 
 Dialect = Literal["documented", "perfectpanel"]
+# What sits between the gateway and Postgres: nothing (or a pooler in session mode), or a pooler in
+# transaction mode (PgBouncer pool_mode=transaction, and the managed poolers that work like it).
+DatabasePooler = Literal["none", "transaction"]
 MarginPolicy = Literal["alert", "disable", "reprice"]
 
 # A DNS name (letters, digits, hyphens; dots between labels) or an IPv4 address, or an IPv6
@@ -100,6 +103,12 @@ class Settings(BaseSettings):
         default=None, description="postgresql+asyncpg://... ; unset: an embedded Postgres under data_dir"
     )
     data_dir: Path = Field(default=Path("./var"), description="where the embedded Postgres keeps its files")
+    # A transaction pooler cannot be detected from the client (it forwards SHOW, version and
+    # parameters from the server it happens to pick), so the operator says so.
+    database_pooler: DatabasePooler = Field(
+        default="none",
+        description="none | transaction: the database is reached through a pooler in transaction mode (PgBouncer)",
+    )
     admin_token: SecretStr | None = Field(default=None, description="the operator's bearer token")
     currency: str = Field(default="USD", min_length=3, max_length=3, description="the currency customers pay in")
     v2_dialect: Dialect = Field(default="documented", description="default answer dialect of /api/v2")
@@ -200,6 +209,16 @@ class Settings(BaseSettings):
         if url.get_driver_name() not in ("asyncpg", "psycopg2", "psycopg", ""):
             raise ValueError(f"unsupported driver {url.get_driver_name()!r}; use postgresql+asyncpg://")
         return value
+
+    @field_validator("database_pooler", mode="before")
+    @classmethod
+    def _check_database_pooler(cls, value: object) -> object:
+        choices = (
+            "none (a direct connection, or a pooler in session mode) or transaction (PgBouncer pool_mode=transaction)"
+        )
+        if not isinstance(value, str) or value.strip().lower() not in ("none", "transaction"):
+            raise ValueError(f"must be {choices}")
+        return value.strip().lower()
 
     @field_validator("min_margin_percent", "drift_alert_percent", mode="before")
     @classmethod

@@ -22,6 +22,7 @@ import os
 import re
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -42,8 +43,9 @@ from gateway.observability.logs import (
     library_levels,
 )
 from gateway.runtime import Runtime
-from gateway.settings import Settings
+from gateway.settings import DatabasePooler, Settings
 from gateway.simulator.config import DEFAULT_API_KEY
+from tests.pgbouncer import PgBouncer, PgBouncerUnavailable, start_pgbouncer
 from tests.upstream.helpers import API_KEY as ADAPTER_TEST_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,6 +128,45 @@ def database_url(server_url: str, template_database: str) -> Iterator[str]:
     _run_sync(_execute(dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
     yield _sqlalchemy_url(server_url, name)
     _run_sync(_execute(dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(server_url: str) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction mode in front of the test server (tests/pgbouncer.py), for the
+    whole run. Where it is not installed or does not start, the tests that ask for it are skipped
+    and say why (``pytest -rs``)."""
+    try:
+        bouncer = start_pgbouncer(server_url)
+    except PgBouncerUnavailable as exc:
+        pytest.skip(f"PgBouncer unavailable: {exc}")
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()
+
+
+@dataclass(frozen=True)
+class DatabaseRoute:
+    """How the gateway under test reaches this test's database: ``url`` and the
+    ``GATEWAY_DATABASE_POOLER`` that goes with it."""
+
+    url: str
+    pooler: DatabasePooler
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The pooler setting for a gateway process (its URL is passed as ``url``)."""
+        return {"GATEWAY_DATABASE_POOLER": self.pooler}
+
+
+@pytest.fixture(params=["direct", "pgbouncer"])
+def database_route(request: pytest.FixtureRequest, database_url: str) -> DatabaseRoute:
+    """This test's database directly, then through PgBouncer in transaction mode (with the
+    gateway told so): a test taking it runs once each way."""
+    if request.param == "direct":
+        return DatabaseRoute(database_url, "none")
+    bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
+    return DatabaseRoute(bouncer.url(database_url), "transaction")
 
 
 @pytest.fixture

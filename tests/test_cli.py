@@ -40,6 +40,34 @@ def test_migrate_takes_an_empty_database_to_head(empty_database: str) -> None:
     assert run_gateway("migrate", env=gateway_env(empty_database)).returncode == 0
 
 
+def migrate_at_once(database_url: str, processes: int = 3, **extra: str) -> list[subprocess.CompletedProcess[str]]:
+    """``gateway migrate`` in ``processes`` processes started together (as serve, the worker and
+    replicas do on a fresh database)."""
+    env = gateway_env(database_url, **extra)
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "migrate"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    done = []
+    for proc in started:
+        stdout, stderr = proc.communicate(timeout=120)
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
+    return done
+
+
+def test_processes_migrating_at_once_wait_for_each_other(empty_database: str) -> None:
+    # The lock must be held until the last migration commits, not only through the first one.
+    for done in migrate_at_once(empty_database):
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "migrated to head" in done.stdout
+
+
 def test_serve_migrates_then_answers_health_and_ready_and_stops_on_sigterm(empty_database: str) -> None:
     port = free_port()
     process = subprocess.Popen(

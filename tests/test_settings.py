@@ -25,6 +25,7 @@ def test_defaults_match_the_documented_table(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.upstream_url is None
     assert settings.allow_private_upstreams is False
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    assert settings.database_pooler == "none"
 
 
 @pytest.mark.parametrize(
@@ -46,6 +47,14 @@ def test_defaults_match_the_documented_table(monkeypatch: pytest.MonkeyPatch) ->
         ("GATEWAY_IDEMPOTENCY_TTL_SECONDS", "2592001", "GATEWAY_IDEMPOTENCY_TTL_SECONDS"),
         ("GATEWAY_IDEMPOTENCY_TTL_SECONDS", "a day", "GATEWAY_IDEMPOTENCY_TTL_SECONDS"),
         ("GATEWAY_IDEMPOTENCY_TTL_SECONDS", "１２０", "GATEWAY_IDEMPOTENCY_TTL_SECONDS"),
+        (
+            "GATEWAY_DATABASE_POOLER",
+            "session",
+            "none (a direct connection, or a pooler in session mode) or transaction",
+        ),
+        ("GATEWAY_DATABASE_POOLER", "pgbouncer", "GATEWAY_DATABASE_POOLER"),
+        ("GATEWAY_DATABASE_POOLER", "", "GATEWAY_DATABASE_POOLER"),
+        ("GATEWAY_DATABASE_POOLER", "transactions", "GATEWAY_DATABASE_POOLER"),
     ],
 )
 def test_bad_values_name_the_setting(monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str) -> None:
@@ -55,6 +64,14 @@ def test_bad_values_name_the_setting(monkeypatch: pytest.MonkeyPatch, name: str,
     message = str(caught.value)
     assert expected in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("transaction", "transaction"), (" Transaction ", "transaction"), ("NONE", "none")]
+)
+def test_the_database_pooler_from_the_environment(monkeypatch: pytest.MonkeyPatch, value: str, expected: str) -> None:
+    monkeypatch.setenv("GATEWAY_DATABASE_POOLER", value)
+    assert load_settings(_env_file=None).database_pooler == expected
 
 
 def test_upstream_url_and_key_go_together(monkeypatch: pytest.MonkeyPatch) -> None:

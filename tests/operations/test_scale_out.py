@@ -18,6 +18,7 @@ import pytest
 from gateway.runtime import Runtime
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.runner import SimulatorThread
+from tests.conftest import DatabaseRoute
 from tests.factories import expected_refund, make_customer
 from tests.operations.conftest import shop
 from tests.processes import gateway, worker_process
@@ -38,19 +39,24 @@ TERMINAL = ("Completed", "Partial", "Canceled")
 PATIENT = {"GATEWAY_UPSTREAM_TIMEOUT_SECONDS": "15", "GATEWAY_SUBMITTING_STALE_SECONDS": "60"}
 
 
-async def test_two_apis_and_two_workers_share_one_database(runtime: Runtime, database_url: str, tmp_path: Path) -> None:
+async def test_two_apis_and_two_workers_share_one_database(
+    runtime: Runtime, database_url: str, database_route: DatabaseRoute, tmp_path: Path
+) -> None:
+    """On a direct connection, and through PgBouncer in transaction mode (``database_route``):
+    four processes' connections share its few server connections."""
     db = Db(database_url)
+    via = database_route
     # Fast enough that every order ends within seconds; some end Partial or Canceled.
     config = SimulatorConfig(speed=3000, partial_probability=0.25, cancel_probability=0.15, seed=7)
     with SimulatorThread(config) as sim, ExitStack() as processes:
         setup = await shop(runtime, sim, balance=str(FUNDS))
         keys = [setup.key] + [(await make_customer(runtime, balance=str(FUNDS)))[1] for _ in range(CUSTOMERS - 1)]
         apis = [
-            processes.enter_context(gateway(database_url, tmp_path / f"api{i}.log", worker=False, **PATIENT))
+            processes.enter_context(gateway(via.url, tmp_path / f"api{i}.log", worker=False, **PATIENT, **via.env))
             for i in range(2)
         ]
         for i in range(2):
-            processes.enter_context(worker_process(database_url, tmp_path / f"worker{i}.log", **PATIENT))
+            processes.enter_context(worker_process(via.url, tmp_path / f"worker{i}.log", **PATIENT, **via.env))
 
         placed: list[int] = []  # every answer must be an order id
         failures: list[object] = []

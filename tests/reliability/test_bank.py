@@ -13,6 +13,7 @@ import pytest
 from gateway.settings import Settings
 from gateway.simulator.faults import FaultRule
 from gateway.worker import Worker
+from tests.conftest import DatabaseRoute
 from tests.orders.conftest import shop_settings
 from tests.reliability.harness import open_bank
 
@@ -20,17 +21,19 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def settings() -> Settings:
+def settings(database_route: DatabaseRoute) -> Settings:
+    """Each test runs twice: on a direct connection, and through PgBouncer in transaction mode."""
     return shop_settings(
         upstream_timeout_seconds=1.0,
         upstream_connect_timeout_seconds=0.3,
         submitting_stale_seconds=2.0,
         upstream_breaker_reset_seconds=0.2,
+        database_pooler=database_route.pooler,
     )
 
 
-async def test_bank(settings: Settings, database_url: str) -> None:
-    async with open_bank(settings, database_url, customers=15) as bank:
+async def test_bank(settings: Settings, database_route: DatabaseRoute) -> None:
+    async with open_bank(settings, database_route.url, customers=15) as bank:
         worker = Worker(bank.runtime)
         stop = asyncio.Event()
         background = asyncio.gather(bank.upstream_and_worker(stop, worker), bank.checker(stop))
@@ -62,8 +65,8 @@ STORM = [
 ]
 
 
-async def test_upstream_fault_storm(settings: Settings, database_url: str) -> None:
-    async with open_bank(settings, database_url, customers=10, seed=11) as bank:
+async def test_upstream_fault_storm(settings: Settings, database_route: DatabaseRoute) -> None:
+    async with open_bank(settings, database_route.url, customers=10, seed=11) as bank:
         worker = Worker(bank.runtime)
         stop = asyncio.Event()
         rng = random.Random(3)

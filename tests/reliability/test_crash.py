@@ -1,6 +1,8 @@
 """Crash tests: the gateway is a real process, killed with SIGKILL at each boundary of the life of
 an order (via failpoints), then restarted. Afterwards: nothing charged or refunded twice, nothing
-sent upstream twice, nothing lost, every unknown outcome visible to the operator."""
+sent upstream twice, nothing lost, every unknown outcome visible to the operator. Each test runs
+with the gateway's processes on a direct connection, and through PgBouncer in transaction mode
+(``database_route``); the checks read the database directly."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from gateway.runtime import Runtime
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.faults import FaultRule
 from gateway.simulator.runner import RunningSimulator, SimulatorThread
-from tests.conftest import _run_sync
+from tests.conftest import DatabaseRoute, _run_sync
 from tests.factories import make_customer, make_provider
 from tests.reliability.conftest import gateway, wait_for, worker_process
 
@@ -92,19 +94,20 @@ def _killed(proc: Any) -> None:
 
 @pytest.mark.parametrize(("failpoint", "adds_received"), [("after_charge", 0), ("after_send", 1)])
 async def test_api_killed_while_placing(
-    runtime: Runtime, database_url: str, failpoint: str, adds_received: int
+    runtime: Runtime, database_url: str, database_route: DatabaseRoute, failpoint: str, adds_received: int
 ) -> None:
     db = Db(database_url)
+    via = database_route
     with SimulatorThread(SimulatorConfig(speed=0)) as sim:
         key, service = await _prepare(runtime, sim)
-        with gateway(database_url, worker=False, GATEWAY_FAILPOINTS=failpoint) as gw:
+        with gateway(via.url, worker=False, GATEWAY_FAILPOINTS=failpoint, **via.env) as gw:
             with pytest.raises(httpx.TransportError):
                 _add(gw.url, key, service)
             _killed(gw)
         assert db.value("SELECT state FROM orders") == "submitting"
         assert db.value("SELECT balance FROM customers") == Decimal("99.55")
         assert sim.request_count("add") == adds_received
-        with gateway(database_url) as gw:
+        with gateway(via.url, **via.env) as gw:
             wait_for(lambda: db.value("SELECT state FROM orders") == "unknown", timeout=30)
             unknown = httpx.get(f"{gw.url}/admin/orders", params={"state": "unknown"}, headers=ADMIN).json()
             assert len(unknown) == 1
@@ -118,42 +121,48 @@ async def test_api_killed_while_placing(
         db.check_money()
 
 
-async def test_worker_killed_after_claiming_a_queued_order(runtime: Runtime, database_url: str) -> None:
+async def test_worker_killed_after_claiming_a_queued_order(
+    runtime: Runtime, database_url: str, database_route: DatabaseRoute
+) -> None:
     db = Db(database_url)
+    via = database_route
     with SimulatorThread(SimulatorConfig(speed=0)) as sim:
         key, service = await _prepare(runtime, sim)
         sim.set_faults(FaultRule(kind="error", action="add", error="Not enough funds on balance"))
-        with gateway(database_url, worker=False) as gw:
+        with gateway(via.url, worker=False, **via.env) as gw:
             assert "order" in _add(gw.url, key, service).json()
         assert db.value("SELECT state FROM orders") == "queued"
         sim.clear_faults()
         db.fetch("UPDATE orders SET next_attempt_at = now()")
-        with worker_process(database_url, GATEWAY_FAILPOINTS="dispatch_after_claim") as worker:
+        with worker_process(via.url, GATEWAY_FAILPOINTS="dispatch_after_claim", **via.env) as worker:
             _killed(worker)
         assert db.value("SELECT state FROM orders") == "submitting"
         assert sim.request_count("add") == 1  # only the refused first try
-        with worker_process(database_url):
+        with worker_process(via.url, **via.env):
             wait_for(lambda: db.value("SELECT state FROM orders") == "unknown", timeout=30)
         assert sim.request_count("add") == 1
         db.check_money()
 
 
 @pytest.mark.parametrize("failpoint", ["sync_after_fetch", "sync_after_apply"])
-async def test_worker_killed_around_a_refund(runtime: Runtime, database_url: str, failpoint: str) -> None:
+async def test_worker_killed_around_a_refund(
+    runtime: Runtime, database_url: str, database_route: DatabaseRoute, failpoint: str
+) -> None:
     db = Db(database_url)
+    via = database_route
     with SimulatorThread(SimulatorConfig(speed=0)) as sim:
         key, service = await _prepare(runtime, sim)
-        with gateway(database_url, worker=False) as gw:
+        with gateway(via.url, worker=False, **via.env) as gw:
             order_id = _add(gw.url, key, service).json()["order"]
         upstream_id = db.value("SELECT upstream_order_id FROM orders")
         sim.state.force_order(upstream_id, "Canceled")
-        with worker_process(database_url, GATEWAY_FAILPOINTS=failpoint) as worker:
+        with worker_process(via.url, GATEWAY_FAILPOINTS=failpoint, **via.env) as worker:
             _killed(worker)
         refunds_after_crash = db.value("SELECT count(*) FROM ledger_entries WHERE kind = 'refund'")
         assert refunds_after_crash == (1 if failpoint == "sync_after_apply" else 0)
         # The lease of the killed worker runs out (made immediate here), a new worker takes over.
         db.fetch("UPDATE orders SET next_check_at = now()")
-        with worker_process(database_url):
+        with worker_process(via.url, **via.env):
             wait_for(lambda: db.value("SELECT status FROM orders WHERE id = $1", order_id) == "Canceled", timeout=30)
             wait_for(lambda: db.value("SELECT last_checked_at FROM orders") is not None)
         assert db.value("SELECT count(*) FROM ledger_entries WHERE kind = 'refund'") == 1
@@ -163,7 +172,7 @@ async def test_worker_killed_around_a_refund(runtime: Runtime, database_url: str
 
 
 async def test_the_evidence_of_an_unknown_add_is_durable_when_it_is_recorded(
-    runtime: Runtime, database_url: str
+    runtime: Runtime, database_url: str, database_route: DatabaseRoute
 ) -> None:
     """Killed right after an unknown outcome was recorded: its upstream attempt is already in the
     database (the call log of a send is written with its outcome, never left in a buffer)."""
@@ -171,7 +180,7 @@ async def test_the_evidence_of_an_unknown_add_is_durable_when_it_is_recorded(
     with SimulatorThread(SimulatorConfig(speed=0)) as sim:
         key, service = await _prepare(runtime, sim)
         sim.set_faults(FaultRule(kind="drop", action="add", when="after"))
-        with gateway(database_url, worker=False, GATEWAY_FAILPOINTS="after_record") as gw:
+        with gateway(database_route.url, worker=False, GATEWAY_FAILPOINTS="after_record", **database_route.env) as gw:
             with pytest.raises(httpx.TransportError):
                 _add(gw.url, key, service)
             _killed(gw)

@@ -16,6 +16,7 @@ import pytest
 
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.runner import SimulatorThread
+from tests.conftest import DatabaseRoute
 from tests.factories import expected_refund
 from tests.reliability.conftest import GatewayProcess, process_env
 from tests.reliability.test_crash import Db, _prepare
@@ -26,18 +27,21 @@ pytestmark = pytest.mark.slow
 FOLLOWERS = 102
 
 
-def _start_api(database_url: str, port: int) -> GatewayProcess:
-    proc = GatewayProcess(["serve", "--port", str(port), "--no-worker"], process_env(database_url), port=port)
+def _start_api(via: DatabaseRoute, port: int) -> GatewayProcess:
+    proc = GatewayProcess(["serve", "--port", str(port), "--no-worker"], process_env(via.url, **via.env), port=port)
     proc.wait_ready()
     return proc
 
 
-def _start_worker(database_url: str) -> GatewayProcess:
-    return GatewayProcess(["worker"], process_env(database_url))
+def _start_worker(via: DatabaseRoute) -> GatewayProcess:
+    return GatewayProcess(["worker"], process_env(via.url, **via.env))
 
 
-async def test_kill_api_and_worker_under_load(runtime, database_url: str) -> None:  # type: ignore[no-untyped-def]
+async def test_kill_api_and_worker_under_load(runtime, database_url: str, database_route: DatabaseRoute) -> None:  # type: ignore[no-untyped-def]
+    """Directly, and through PgBouncer in transaction mode, where a killed process leaves its
+    client connections (some inside a transaction) for PgBouncer to clean up."""
     db = Db(database_url)
+    via = database_route
     config = SimulatorConfig(
         speed=3600, seed=5, partial_probability=0.3, cancel_probability=0.2, starting_balance=Decimal("1000000")
     )
@@ -46,8 +50,8 @@ async def test_kill_api_and_worker_under_load(runtime, database_url: str) -> Non
         db.fetch("UPDATE customers SET balance = 10000")
         db.fetch("UPDATE ledger_entries SET amount = 10000, balance_after = 10000 WHERE kind = 'deposit'")
         port = free_port()
-        api = _start_api(database_url, port)
-        worker = _start_worker(database_url)
+        api = _start_api(via, port)
+        worker = _start_worker(via)
         stop = threading.Event()
 
         # Every logical add carries its own idempotency key and is retried with that key until it
@@ -95,11 +99,11 @@ async def test_kill_api_and_worker_under_load(runtime, database_url: str) -> Non
                 if rng.random() < 0.5:
                     api.process.send_signal(signal.SIGKILL)
                     api.process.wait()
-                    api = _start_api(database_url, port)
+                    api = _start_api(via, port)
                 else:
                     worker.process.send_signal(signal.SIGKILL)
                     worker.process.wait()
-                    worker = _start_worker(database_url)
+                    worker = _start_worker(via)
                 kills += 1
         finally:
             stop.set()

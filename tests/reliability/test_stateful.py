@@ -16,6 +16,7 @@ from gateway.money import charge_for
 from gateway.runtime import Runtime
 from gateway.simulator.config import SimulatorConfig
 from gateway.simulator.runner import SimulatorThread
+from tests.conftest import DatabaseRoute
 from tests.reliability.conftest import gateway
 from tests.reliability.test_crash import Db, _prepare
 
@@ -24,10 +25,11 @@ ADMIN = {"Authorization": "Bearer reliability-admin-token-0123456789abcdef"}
 START_BALANCE = Decimal("2.00")
 
 
-async def test_v2_against_a_model(runtime: Runtime, database_url: str) -> None:
+async def test_v2_against_a_model(runtime: Runtime, database_url: str, database_route: DatabaseRoute) -> None:
+    """The gateway process on a direct connection, and through PgBouncer in transaction mode."""
     with SimulatorThread(SimulatorConfig(speed=0)) as sim:
         first_key, service_id = await _prepare(runtime, sim)
-        with gateway(database_url, worker=False) as proc:
+        with gateway(database_route.url, worker=False, **database_route.env) as proc:
             http = httpx.Client(base_url=proc.url, timeout=30)
             second = http.post("/admin/customers", json={"name": "second", "balance": "3"}, headers=ADMIN).json()
             customers = [
