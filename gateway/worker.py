@@ -54,6 +54,8 @@ class Worker:
         )
         self._last_sweep = 0.0
         self._last_alerts = float("-inf")
+        # The last status sync stopped at its budget with more due.
+        self._behind = False
         self.last_step_seconds: dict[str, float] = {}
 
     def stop(self) -> None:
@@ -91,10 +93,14 @@ class Worker:
         rt = self.runtime
         deadline = time.monotonic() + STATUS_SYNC_BUDGET_SECONDS
         checked = 0
+        self._behind = False
         while True:
             leased = await check_statuses(rt.orders, rt.providers, rt.policy.status_sync_interval_seconds)
             checked += leased
-            if leased < POLL_BATCH or time.monotonic() >= deadline or self._stop.is_set():
+            if leased < POLL_BATCH or self._stop.is_set():
+                return checked
+            if time.monotonic() >= deadline:
+                self._behind = True  # more is due: the next pass starts without the pause
                 return checked
 
     async def step(self) -> None:
@@ -143,7 +149,7 @@ class Worker:
             except Exception:
                 log.exception("worker step failed; continuing")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=interval)
+                await asyncio.wait_for(self._stop.wait(), timeout=0 if self._behind else interval)
         log.info("worker stopped")
 
 

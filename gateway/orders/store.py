@@ -269,8 +269,10 @@ _FOLLOWED: dict[str, tuple[str, str, str]] = {
     # table: (unfinished, order of the lease, the columns a poll needs)
     "orders": (
         f"status NOT IN {_FINAL}",
-        # The most overdue first (ix_orders_due): every order's wait is bounded, whatever the backlog.
-        "next_check_at, id",
+        # The most overdue first, straight from ix_orders_due: every order's wait is bounded,
+        # whatever the backlog. No tie-breaker: with one on ``id``, orders made due by one
+        # statement (the same ``next_check_at``) were sorted whole on every lease (150 ms at 100k).
+        "next_check_at",
         "id, provider_id, upstream_order_id AS upstream_id, created_at, charge, quantity, held_checks",
     ),
     "refills": (
@@ -1114,6 +1116,9 @@ class OrderStore:
             return set()
         if not all(is_progress(update) for _, update, _ in updates):
             raise ValueError("only progress answers are applied in a batch")
+        # Rows locked in id order, as other statements on many orders lock them: fewer deadlocks
+        # (a batch that still loses one is applied one by one by the caller).
+        updates = sorted(updates, key=lambda item: item[0])
         rows = await self._hot.fetch(
             APPLY_PROGRESS,
             ids=[order_id for order_id, _, _ in updates],
