@@ -16,6 +16,10 @@ what each one means and what limits it):
 
     python -m tests.bench.run [--seconds 5] [--warmup 2] [--workers 1,2] [--doc docs/BENCHMARKS.md]
 
+``--only volume`` runs the volume part instead (tests/bench/volume.py: the status sync of 100,000
+live orders with two workers, ``services`` and sync of a 5,000-service catalog), on a database of
+its own, and rewrites only its own results in the doc (``make bench BENCH_ARGS="--only volume"``).
+
 Uses GATEWAY_BENCH_DATABASE_URL (or GATEWAY_TEST_DATABASE_URL), else the embedded Postgres under
 var/bench-data. Needs ``wrk`` (Debian: ``apt-get install -y wrk``); pgbench ships with the embedded
 Postgres.

@@ -61,7 +61,7 @@ def test_the_volume_part_runs_and_writes_its_own_table(tmp_path: Path) -> None:
     doc = tmp_path / "BENCHMARKS.md"
     doc.write_text(
         "# Benchmarks\n\nnarrative kept\n\n<!-- bench:results:start -->\nthe main table\n<!-- bench:results:end -->\n"
-        "\n<!-- bench:volume:start -->\nold\n<!-- bench:volume:end -->\n"
+        "\n<!-- bench:volume:start -->\nthe stale volume table\n<!-- bench:volume:end -->\n"
     )
     done = subprocess.run(
         [
@@ -104,7 +104,7 @@ def test_the_volume_part_runs_and_writes_its_own_table(tmp_path: Path) -> None:
     assert "narrative kept" in text
     assert "the main table" in text  # the default part's table is not this part's to rewrite
     volume = text.split("<!-- bench:volume:start -->")[1]
-    assert "old" not in volume
+    assert "the stale volume table" not in volume
     for figure in ("status sync, steady state", "status sync, backlog", "services, 200 services", "catalog sync"):
         assert f"| {figure}" in volume, figure
     assert " checked in " in volume  # the backlog drained

@@ -336,8 +336,6 @@ async def _measure_drain(
                 "SELECT count(*) FROM orders WHERE state = 'placed'"
                 " AND status NOT IN ('Completed', 'Partial', 'Canceled') AND next_check_at <= now()"
             )
-            if os.environ.get("BENCH_DEBUG"):
-                print(f"{time.monotonic() - started:.1f} checked {checked} due {due}", file=sys.stderr, flush=True)
             if checked != previous:
                 ended = time.monotonic()
             elif due == 0:
