@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import text
 
 from gateway.orders.answers import StatusUpdate
@@ -252,3 +253,26 @@ async def test_a_pass_with_progress_and_final_answers_refunds_each_once(shop: Sh
         assert (row.status, row.refunded) == expected
     await shop.sync_statuses()
     await shop.check_money()
+
+
+async def test_the_worker_keeps_syncing_while_full_batches_are_due(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One lease per worker pass capped a worker at one batch per interval whatever the backlog:
+    the status sync now goes on while it leases full batches (here batches of 2), and the worker
+    skips its pause while more is due."""
+    import gateway.orders.polling as polling
+    import gateway.worker as worker_module
+
+    monkeypatch.setattr(polling, "BATCH", 2)
+    monkeypatch.setattr(worker_module, "POLL_BATCH", 2)
+    orders = [await _place(shop) for _ in range(5)]
+    await shop.execute("UPDATE orders SET next_check_at = now() WHERE state = 'placed'")
+    worker = Worker(shop.runtime)
+    assert await worker.sync_statuses() == 5  # 2 + 2 + 1: every due order in one step
+    assert not worker._behind
+    for order_id, _ in orders:
+        assert (await shop.order(order_id)).last_checked_at is not None
+
+    monkeypatch.setattr(worker_module, "STATUS_SYNC_BUDGET_SECONDS", 0.0)
+    await shop.execute("UPDATE orders SET next_check_at = now() WHERE state = 'placed'")
+    assert await worker.sync_statuses() == 2  # out of time after one full batch
+    assert worker._behind  # so the next pass starts at once
