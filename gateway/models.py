@@ -326,9 +326,9 @@ class Order(Base):
         CheckConstraint("remains IS NULL OR remains >= 0", name="remains_not_negative"),
         Index("ix_orders_customer_id_id", "customer_id", "id"),
         Index("ix_orders_dispatch", "next_attempt_at", postgresql_where=text("state = 'queued'")),
+        # The status sync's lease (most overdue first) and its lag gauge (the oldest next check).
         Index(
-            "ix_orders_sync",
-            "provider_id",
+            "ix_orders_due",
             "next_check_at",
             postgresql_where=text(f"state = 'placed' AND status NOT IN {sql_list(FINAL_STATUSES)}"),
         ),

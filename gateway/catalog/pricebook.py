@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -91,6 +92,40 @@ class ServiceListing(msgspec.Struct, frozen=True, omit_defaults=True):
 
 _encoder = msgspec.json.Encoder()
 AVERAGE_TIMES_EVERY_SECONDS = 60.0
+# The encoded ``services`` answers one book keeps (least recently used dropped first): a 5,000
+# service listing is about 1 MB, so a bound by count alone would let a few thousand customers with
+# own rates hold gigabytes.
+LISTINGS_MAX_BYTES = 64 * 1024 * 1024
+
+
+class _Listings:
+    """Encoded listings by pricing (own rates, discount), bounded in bytes, least recently used
+    dropped first. Belongs to one book: a new catalog revision starts empty."""
+
+    def __init__(self, max_bytes: int = LISTINGS_MAX_BYTES) -> None:
+        self._max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[int, Decimal], bytes] = OrderedDict()
+        self.bytes = 0
+
+    def get(self, key: tuple[int, Decimal]) -> bytes | None:
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+        return found
+
+    def put(self, key: tuple[int, Decimal], listing: bytes) -> None:
+        self._entries[key] = listing
+        self.bytes += len(listing)
+        while self.bytes > self._max_bytes and len(self._entries) > 1:
+            _, dropped = self._entries.popitem(last=False)
+            self.bytes -= len(dropped)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 @dataclass
@@ -99,14 +134,27 @@ class PriceBook:
     min_margin_percent: Decimal
     services: dict[int, PricedService]
     customer_rates: dict[int, dict[int, Decimal]]
-    _listings: dict[tuple[int, Decimal], bytes] = field(default_factory=dict)
+    _listings: _Listings = field(default_factory=_Listings)
     # Minutes per 1,000 of each service's last completed orders (refreshed by the Catalog).
     average_times: dict[int, int] = field(default_factory=dict)
+    # Customers with the same own rates share a listing: customer id -> their rates' number
+    # (1, 2, ...; 0 is no own rate at all).
+    _pricings: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        numbers: dict[frozenset[tuple[int, Decimal]], int] = {}
+        for customer_id, rates in self.customer_rates.items():
+            if rates:
+                self._pricings[customer_id] = numbers.setdefault(frozenset(rates.items()), len(numbers) + 1)
 
     def set_average_times(self, times: dict[int, int]) -> None:
         if times != self.average_times:
             self.average_times = times
             self._listings.clear()
+
+    def pricing_key(self, customer_id: int, discount_percent: Decimal) -> tuple[int, Decimal]:
+        """What a customer's prices depend on in this book: their own rates and their discount."""
+        return self._pricings.get(customer_id, 0), discount_percent
 
     def quote(self, service: PricedService, customer_id: int, discount_percent: Decimal) -> Quote:
         """What this customer pays per 1000 of this service."""
@@ -125,8 +173,10 @@ class PriceBook:
         return service if service is not None and service.for_sale else None
 
     def listing_json(self, customer_id: int, discount_percent: Decimal) -> bytes:
-        """The v2 ``services`` answer for one customer, encoded once per catalog revision."""
-        key = (customer_id if customer_id in self.customer_rates else 0, discount_percent)
+        """The v2 ``services`` answer for one customer, encoded once per catalog revision and
+        pricing (:meth:`pricing_key`): own rates and discounts are catalog writes, so a change to
+        either is a new revision, hence a new book; the discount is part of the key besides."""
+        key = self.pricing_key(customer_id, discount_percent)
         cached = self._listings.get(key)
         if cached is None:
             listing = [
@@ -148,9 +198,7 @@ class PriceBook:
                 if s.for_sale
             ]
             cached = _encoder.encode(listing)
-            if len(self._listings) > 10_000:
-                self._listings.clear()
-            self._listings[key] = cached
+            self._listings.put(key, cached)
         return cached
 
 

@@ -47,6 +47,8 @@ class OrderSnapshot:
     webhooks_pending: int = 0
     webhooks_oldest_pending_seconds: float = 0.0
     webhooks_failed: int = 0
+    # Seconds the most overdue live order has waited past its next status check (0 when none).
+    status_check_lag_seconds: float = 0.0
 
 
 class _ScrapeTimeValues(Collector):
@@ -97,6 +99,11 @@ class _ScrapeTimeValues(Collector):
             "gateway_stalest_active_order_age_seconds",
             "Seconds since the least recently checked placed, non-terminal order was checked (0 when none)",
             value=self.orders.stalest_active_seconds,
+        )
+        yield GaugeMetricFamily(
+            "gateway_status_check_lag_seconds",
+            "Seconds the most overdue placed, non-terminal order has waited past its next status check (0 when none)",
+            value=self.orders.status_check_lag_seconds,
         )
         yield GaugeMetricFamily(
             "gateway_orders_held",

@@ -38,10 +38,15 @@ async def poll(
     ask: Callable[[int, list[int]], Awaitable[Mapping[int, Answer]]],
     apply: Callable[[Leased, Answer], Awaitable[object]],
     on_unstorable: Callable[[Leased, DBAPIError], Awaitable[object]] | None = None,
+    apply_many: Callable[[list[tuple[Leased, Answer]]], Awaitable[list[tuple[Leased, Answer]]]] | None = None,
     failpoint_prefix: str,
 ) -> int:
     """One pass over ``table``: lease, ``ask`` each provider (provider id, upstream ids), then
-    ``apply`` each answer to its item; returns how many items were leased."""
+    ``apply`` each answer to its item; returns how many items were leased.
+
+    ``apply_many``, when given, first applies what it can of one provider's answers together (in
+    one statement) and returns the rest, which ``apply`` then takes one by one; if it fails, every
+    answer is applied one by one, so a batch the database refuses costs time, never an answer."""
     leased = await orders.lease(table, BATCH, LEASE_SECONDS)
     by_provider: dict[int, list[Leased]] = defaultdict(list)
     for item in leased:
@@ -56,11 +61,15 @@ async def poll(
             log.exception("%s check at provider %s failed", table, provider_id)
             continue
         failpoint(f"{failpoint_prefix}_after_fetch")
-        for item in items:
-            # Only the ids asked about: anything else in the answer is not ours to apply.
-            answer = answers.get(item.upstream_id)
-            if answer is None:
-                continue  # no news is not an error: keep the lease, ask again later
+        # Only the ids asked about: anything else in the answer is not ours to apply. No news is
+        # not an error: an item without an answer keeps its lease and is asked about again later.
+        answered = [(item, answer) for item in items if (answer := answers.get(item.upstream_id)) is not None]
+        if apply_many is not None and answered:
+            try:
+                answered = await apply_many(answered)
+            except DBAPIError as exc:
+                log.warning("%s: a batch of answers could not be stored (%s); one by one", table, error_summary(exc))
+        for item, answer in answered:
             try:
                 await apply(item, answer)
             except DBAPIError as exc:

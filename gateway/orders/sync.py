@@ -2,8 +2,10 @@
 
 The status sync is one pass of the shared lease-and-poll loop (:mod:`gateway.orders.polling`):
 each order's answer is read on its own (:mod:`gateway.orders.answers` decides what every value
-means) and applied in one statement of its own, its refund included (decided by
-:mod:`gateway.orders.refunds`), at most once.
+means). Answers that only report progress (a status that is not final, no anomaly: almost all of
+them) are applied together, one statement per provider's batch; every other answer (a final
+status with its refund, decided by :mod:`gateway.orders.refunds`, a held status, an anomaly, a
+per-id error) in one statement of its own, at most once.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway.dberrors import error_summary
 from gateway.lifecycle import OrderState
-from gateway.orders.answers import Anomaly, read_status
+from gateway.orders.answers import Anomaly, StatusUpdate, read_status
 from gateway.orders.dispatch import cancel_unsent
 from gateway.orders.policy import OrderPolicy
 from gateway.orders.polling import poll
 from gateway.orders.refunds import OrderFacts
-from gateway.orders.store import Leased, OrderStore
+from gateway.orders.store import Leased, OrderStore, is_progress
 from gateway.providers import ProviderGateway
 from gateway.upstream import ItemError, StatusAnswer
 
@@ -43,6 +45,21 @@ async def check_statuses(orders: OrderStore, providers: ProviderGateway, interva
     async def apply(order: Leased, answer: StatusAnswer | ItemError) -> None:
         await apply_answer(orders, order, answer, next_check_delay(interval_seconds, order.created_at, now))
 
+    async def apply_many(
+        answered: list[tuple[Leased, StatusAnswer | ItemError]],
+    ) -> list[tuple[Leased, StatusAnswer | ItemError]]:
+        # Progress reports (almost all answers) in one statement; the rest one by one, as ever.
+        progress: list[tuple[int, StatusUpdate, float]] = []
+        rest: list[tuple[Leased, StatusAnswer | ItemError]] = []
+        for order, answer in answered:
+            update = None if isinstance(answer, ItemError) else read_status(answer, facts(order))
+            if update is not None and is_progress(update):
+                progress.append((order.id, update, next_check_delay(interval_seconds, order.created_at, now)))
+            else:
+                rest.append((order, answer))
+        await orders.apply_progress(progress)
+        return rest
+
     async def unstorable(order: Leased, exc: DBAPIError) -> None:
         problem = error_summary(exc)
         await orders.note_check_problem(
@@ -53,8 +70,19 @@ async def check_statuses(orders: OrderStore, providers: ProviderGateway, interva
         )
 
     return await poll(
-        orders, "orders", ask=providers.statuses, apply=apply, on_unstorable=unstorable, failpoint_prefix="sync"
+        orders,
+        "orders",
+        ask=providers.statuses,
+        apply=apply,
+        on_unstorable=unstorable,
+        apply_many=apply_many,
+        failpoint_prefix="sync",
     )
+
+
+def facts(order: Leased) -> OrderFacts:
+    """What reading a status answer needs to know about the order."""
+    return OrderFacts(order.id, order.charge, order.quantity, order.held_checks)
 
 
 async def apply_answer(orders: OrderStore, order: Leased, answer: StatusAnswer | ItemError, delay: float) -> None:
@@ -64,7 +92,7 @@ async def apply_answer(orders: OrderStore, order: Leased, answer: StatusAnswer |
         anomaly = Anomaly("upstream_error", answer.message[:200])
         await orders.note_check_problem(order.id, f"upstream: {answer.message}", delay, [anomaly])
         return
-    update = read_status(answer, OrderFacts(order.id, order.charge, order.quantity, order.held_checks))
+    update = read_status(answer, facts(order))
     if answer.status is None:
         log.warning("order %s: unknown upstream status %r kept raw", order.id, answer.raw_status[:100])
     if update.held is not None and update.asks_left == 0:

@@ -1,4 +1,5 @@
-"""A fast upstream panel over loopback: answers every request at once with ``{"order": n}``.
+"""A fast upstream panel over loopback: answers every request at once with ``{"order": n}``, and
+``status`` (one id or up to 100) with every order in progress (the status sync at volume).
 
 The bench's "loopback upstream" rows put a real HTTP server between the gateway and its upstream
 (sockets, HTTP/1.1 keep-alive, the client's connection pool), but one that costs as little as
@@ -16,8 +17,22 @@ import asyncio
 import itertools
 import os
 import signal
+from urllib.parse import parse_qs
 
 _HEAD_END = b"\r\n\r\n"
+
+
+def _statuses(request: bytes) -> bytes:
+    """A multi-status answer (the panels' object keyed by id): every order asked about is in
+    progress, half delivered, as live orders are; a single ``order`` gets the single form."""
+    form = parse_qs(request.decode("ascii", "replace"))
+    if "orders" not in form:
+        return _STATUS
+    ids = [item for item in form["orders"][0].split(",") if item.strip().isdigit()]
+    return b"{" + b",".join(b'"%s":%s' % (item.strip().encode(), _STATUS) for item in ids) + b"}"
+
+
+_STATUS = b'{"status":"In progress","charge":"0.50","start_count":"100","remains":"500","currency":"USD"}'
 
 
 class _Panel(asyncio.Protocol):
@@ -44,8 +59,8 @@ class _Panel(asyncio.Protocol):
             total = end + 4 + length
             if len(self._buffer) < total:
                 return
-            self._buffer = self._buffer[total:]
-            body = b'{"order": %d}' % next(self._counter)
+            request, self._buffer = self._buffer[end + 4 : total], self._buffer[total:]
+            body = _statuses(request) if b"action=status" in request else b'{"order": %d}' % next(self._counter)
             assert self._transport is not None
             self._transport.write(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)

@@ -16,6 +16,10 @@ what each one means and what limits it):
 
     python -m tests.bench.run [--seconds 5] [--warmup 2] [--workers 1,2] [--doc docs/BENCHMARKS.md]
 
+``--only volume`` runs the volume part instead (tests/bench/volume.py: the status sync of 100,000
+live orders with two workers, ``services`` and sync of a 5,000-service catalog), on a database of
+its own, and rewrites only its own results in the doc (``make bench BENCH_ARGS="--only volume"``).
+
 Uses GATEWAY_BENCH_DATABASE_URL (or GATEWAY_TEST_DATABASE_URL), else the embedded Postgres under
 var/bench-data. Needs ``wrk`` (Debian: ``apt-get install -y wrk``); pgbench ships with the embedded
 Postgres.
@@ -42,7 +46,7 @@ import httpx
 from gateway.db import stop_embedded
 from gateway.ledger.customers import CUSTOMER_BY_KEY_HASH
 from gateway.orders.store import CHARGE_AND_CREATE
-from tests.bench import harness
+from tests.bench import harness, volume
 from tests.bench.harness import Database, LoadResult, Process, Seed
 
 DOC = harness.ROOT / "docs" / "BENCHMARKS.md"
@@ -614,6 +618,130 @@ def write_doc(path: Path, section: str) -> None:
     path.write_text(text)
 
 
+# --- the volume part (--only volume) ------------------------------------------------------------
+
+VOLUME_START, VOLUME_END = "<!-- bench:volume:start -->", "<!-- bench:volume:end -->"
+
+
+def run_volume(args: argparse.Namespace) -> tuple[list[str], float, str]:
+    """The volume figures (tests/bench/volume.py) on a database of their own; returns the table's
+    lines, the run's seconds and the database's DSN."""
+    started = time.monotonic()
+    name = f"{args.database}_volume"
+    bench = Bench(args)
+    bench.db = asyncio.run(harness.fresh_database(name))
+    bench.postgres_pinned = harness.pin_embedded_postgres(DATABASE_CPUS)
+    try:
+        sync = volume.status_sync(
+            bench.db,
+            name,
+            orders=args.volume_orders,
+            workers=args.volume_workers,
+            interval=args.volume_interval,
+            seconds=args.volume_seconds,
+            warmup=args.volume_warmup,
+            drain_seconds=args.volume_drain_seconds,
+            panel_cpus=LOAD_CPUS,
+            log=bench.log,
+        )
+
+        def http_cpu(port: int, bodies: list[str], expect: str, server: Process) -> tuple[float, float]:
+            result, cpu = bench.http_cpu(port, bodies, expect, server)
+            return result.rate, cpu
+
+        catalog_sync, services = volume.large_catalog(
+            bench.db,
+            name,
+            services=args.catalog_services,
+            own_rates=min(args.own_rates, args.catalog_services),
+            discount="5",
+            http_cpu=http_cpu,
+            gateway=lambda: bench.gateway(1, upstream="simulator"),
+            log=bench.log,
+        )
+    finally:
+        if bench.postgres_pinned:
+            harness.pin_embedded_postgres(f"0-{harness.cpu_count() - 1}")
+    return volume_table(sync, catalog_sync, services), time.monotonic() - started, bench.db.dsn
+
+
+def volume_table(
+    sync: volume.VolumeFigures, catalog_sync: volume.SyncFigures, services: volume.ServicesFigures
+) -> list[str]:
+    per_worker = sync.applied_per_second / max(sync.workers, 1)
+    needed = sync.needed_per_second
+    lines = [
+        "| figure | value | target | met |",
+        "|---|---:|---|---|",
+        f"| status sync: live orders, providers, workers, check interval | {sync.orders:,}, 2, {sync.workers},"
+        f" {sync.interval:.0f} s (needs {needed:,.0f} answers/s) | | |",
+        f"| status sync, steady state: answers applied per second, all workers ({sync.seconds:.0f} s window;"
+        f" the demand) | {sync.applied_per_second:,.0f} ({per_worker:,.0f} per worker) | | |",
+        f"| status sync, steady state: worker CPU per answer, Postgres backend CPU per answer |"
+        f" {sync.per_answer_us(sync.worker_cpu_seconds):,.0f} µs,"
+        f" {sync.per_answer_us(sync.database_cpu_seconds):,.0f} µs | | |",
+        f"| status sync, backlog (every order overdue at once): answers applied per second, all workers"
+        f" ({sync.drain_applied:,} checked in {sync.drain_seconds:.1f} s; the capacity) | {sync.capacity_per_second:,.0f}"
+        f" ({sync.capacity_per_second / max(sync.workers, 1):,.0f} per worker) | ≥ {needed:,.0f} |"
+        f" {_yes(sync.capacity_per_second >= needed)} |",
+        f"| status sync, backlog: worker CPU per answer, Postgres backend CPU per answer |"
+        f" {1e6 * sync.drain_worker_cpu_seconds / max(sync.drain_applied, 1):,.0f} µs,"
+        f" {1e6 * sync.drain_database_cpu_seconds / max(sync.drain_applied, 1):,.0f} µs | | |",
+        f"| status sync, steady state: oldest-overdue lag, max over the window (sampled each second) / at its end |"
+        f" {sync.max_lag:.1f} s / {sync.end_lag:.1f} s | < {sync.interval:.0f} s | {_yes(sync.max_lag < sync.interval)} |",
+        f"| status sync: seeding {sync.orders:,} orders (one INSERT ... SELECT) | {sync.seed_seconds:.1f} s | | |",
+        f"| services, {services.services:,} services, {services.own_rates} own rates and {services.discount}% off:"
+        f" API CPU per request | {services.cpu_us:,.0f} µs | ≤ 2,000 µs | {_yes(services.cpu_us <= 2000)} |",
+        f"| services, the same: requests per second (one API process) | {services.rate:,.0f} | | |",
+        f"| services, {services.services:,} services at list prices: API CPU per request, requests per second |"
+        f" {services.plain_cpu_us:,.0f} µs, {services.plain_rate:,.0f}/s | | |",
+        f"| services: answer size | {services.body_bytes / 1024:,.0f} KiB | | |",
+        f"| services: building one customer's listing after a catalog change (once per revision and pricing) |"
+        f" {services.cold_ms:,.1f} ms | | |",
+        f"| catalog sync: baseline, the upstream's services fetched and parsed | {catalog_sync.fetch_seconds:.2f} s"
+        " | | |",
+    ]
+    for label, seconds, db_cpu, summary in catalog_sync.rows:
+        ratio = seconds / catalog_sync.fetch_seconds if catalog_sync.fetch_seconds else 0.0
+        changed = ", ".join(f"{k} {v}" for k, v in summary.items() if v)
+        lines.append(
+            f"| catalog sync: {label} | {seconds:.2f} s ({ratio:.1f} × the fetch), Postgres CPU {db_cpu:.2f} s"
+            f" ({changed or 'nothing changed'}) | | |"
+        )
+    return lines
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def volume_section(lines: list[str], machine: dict[str, str], seconds: float, command: str) -> str:
+    return "\n".join(
+        [
+            VOLUME_START,
+            f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} in {seconds / 60:.1f} minutes by `{command}`.",
+            "",
+            "Machine: " + "; ".join(f"{k} {v}" for k, v in machine.items()) + ".",
+            "",
+            *lines,
+            "",
+            VOLUME_END,
+        ]
+    )
+
+
+def write_volume_doc(path: Path, section: str) -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    if VOLUME_START in text and VOLUME_END in text:
+        head, rest = text.split(VOLUME_START, 1)
+        _, tail = rest.split(VOLUME_END, 1)
+        text = head + section + tail
+    else:
+        text = text.rstrip() + "\n\n## Results: volume\n\n" + section + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="measured window of each closed-loop run")
@@ -627,6 +755,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--database", default=harness.DATABASE, help="the database the run creates (and drops first)")
     parser.add_argument("--doc", type=Path, default=DOC, help="where to write the results (default docs/BENCHMARKS.md)")
+    parser.add_argument(
+        "--only",
+        choices=["table", "volume"],
+        default="table",
+        help="table: figures 1-6 (the default run); volume: status sync at volume, a large catalog's services and sync",
+    )
+    volume = parser.add_argument_group("volume (--only volume)")
+    volume.add_argument("--volume-orders", type=int, default=100_000, help="live orders to follow")
+    volume.add_argument("--volume-workers", type=int, default=2, help="gateway worker processes")
+    volume.add_argument("--volume-interval", type=float, default=60.0, help="status check interval, seconds")
+    volume.add_argument("--volume-seconds", type=float, default=90.0, help="measured window of the status sync")
+    volume.add_argument("--volume-warmup", type=float, default=15.0, help="before the window")
+    volume.add_argument(
+        "--volume-drain-seconds", type=float, default=120.0, help="longest wait for the backlog to drain"
+    )
+    volume.add_argument("--catalog-services", type=int, default=5000, help="services in the large catalog")
+    volume.add_argument("--own-rates", type=int, default=500, help="own rates of the priced customer")
     return parser.parse_args(argv)
 
 
@@ -636,6 +781,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("the benchmarks need wrk (Debian/Ubuntu: apt-get install -y wrk)", file=sys.stderr)
         return 2
     load_before = os.getloadavg()[0]
+    command = (
+        "make bench"
+        if argv is None and len(sys.argv) == 1
+        else "python -m tests.bench.run " + " ".join(sys.argv[1:] if argv is None else argv)
+    )
+    if args.only == "volume":
+        try:
+            lines, seconds, dsn = run_volume(args)
+            machine = harness.machine_description(dsn)
+        finally:
+            stop_embedded()
+        machine["load average (1 min) before/after"] = f"{load_before:.2f} / {os.getloadavg()[0]:.2f}"
+        print("\n".join(lines))
+        write_volume_doc(args.doc, volume_section(lines, machine, seconds, command))
+        print(f"\nwritten to {args.doc}")
+        return 0
     bench = Bench(args)
     try:
         tables = bench.run()
@@ -649,11 +810,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     for workers, rows in tables.items():
         print(f"\n{workers} API process(es)\n")
         print(render(rows))
-    command = (
-        "make bench"
-        if argv is None and len(sys.argv) == 1
-        else "python -m tests.bench.run " + " ".join(sys.argv[1:] if argv is None else argv)
-    )
     write_doc(args.doc, results_section(tables, machine, bench.elapsed, command))
     print(f"\nwritten to {args.doc}")
     return 0

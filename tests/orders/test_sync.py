@@ -4,8 +4,14 @@ the worker's dispatch of queued orders, and the operator's resolution of unknown
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from decimal import Decimal
 
+import pytest
+from sqlalchemy import text
+
+from gateway.orders.answers import StatusUpdate
+from gateway.orders.store import is_progress
 from gateway.orders.sync import check_statuses, sweep
 from gateway.runtime import Runtime
 from gateway.simulator.faults import FaultRule
@@ -184,3 +190,89 @@ async def test_stale_submitting_becomes_unknown_and_the_operator_resolves(shop: 
         await shop.client.post("/admin/orders/999999/resolve", json={"outcome": "failed"}, headers=ADMIN)
     ).status_code == 404
     await shop.check_money()
+
+
+async def test_progress_in_a_batch_writes_what_one_by_one_writes(shop: Shop) -> None:
+    """Progress answers go in one statement per batch (APPLY_PROGRESS); the rows it leaves must be
+    the ones the single statement (APPLY_STATUS) leaves for the same answer."""
+    batched, _ = await _place(shop)
+    single, _ = await _place(shop)
+    await shop.execute(
+        "UPDATE orders SET held_status = NULL, last_error = 'old problem' WHERE id IN (:a, :b)", a=batched, b=single
+    )
+    update = StatusUpdate(
+        status="In progress",
+        raw_status="Inprogress",
+        start_count=77,
+        remains=300,
+        upstream_charge=Decimal("0.40"),
+        ends=False,
+        refund=Decimal(0),
+        held=None,
+        asks_left=0,
+        anomalies=(),
+    )
+    assert is_progress(update)
+    assert await shop.runtime.orders.apply_progress([(batched, update, 30.0)]) == {batched}
+    await shop.runtime.orders.apply_status(single, update, 30.0)
+    columns = (
+        "status, status_raw, start_count, remains, upstream_charge, refunded, held_status, held_checks,"
+        " last_error, completed_at, state"
+    )
+    rows = {}
+    for order_id in (batched, single):
+        async with shop.runtime.engine.connect() as conn:
+            found = (await conn.execute(text(f"SELECT {columns} FROM orders WHERE id = :id"), {"id": order_id})).one()
+            rows[order_id] = tuple(found)
+            due_in = await conn.scalar(
+                text("SELECT extract(epoch FROM next_check_at - last_checked_at) FROM orders WHERE id = :id"),
+                {"id": order_id},
+            )
+            assert 29 <= float(due_in) <= 31
+    assert rows[batched] == rows[single]
+    assert rows[batched][:6] == ("In progress", "Inprogress", 77, 300, Decimal("0.40"), 0)
+    # A final status is never batched, and a finished order is never moved by a batch.
+    assert not is_progress(dataclasses.replace(update, status="Completed", ends=True))
+    await shop.execute("UPDATE orders SET status = 'Canceled' WHERE id = :id", id=batched)
+    assert await shop.runtime.orders.apply_progress([(batched, update, 30.0)]) == set()
+    assert (await shop.order(batched)).status == "Canceled"
+
+
+async def test_a_pass_with_progress_and_final_answers_refunds_each_once(shop: Shop) -> None:
+    """The batch takes the progress answers, the final ones go one by one with their refunds."""
+    orders = [await _place(shop) for _ in range(6)]
+    for index, (_, upstream_id) in enumerate(orders):
+        if index % 3 == 0:
+            shop.sim.state.force_order(upstream_id, "Canceled")
+        else:
+            shop.sim.state.force_order(upstream_id, "In progress", remains=500)
+    assert await shop.sync_statuses() == 6
+    for index, (order_id, _) in enumerate(orders):
+        row = await shop.order(order_id)
+        expected = ("Canceled", Decimal("0.45")) if index % 3 == 0 else ("In progress", Decimal(0))
+        assert (row.status, row.refunded) == expected
+    await shop.sync_statuses()
+    await shop.check_money()
+
+
+async def test_the_worker_keeps_syncing_while_full_batches_are_due(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One lease per worker pass capped a worker at one batch per interval whatever the backlog:
+    the status sync now goes on while it leases full batches (here batches of 2), and the worker
+    skips its pause while more is due."""
+    import gateway.orders.polling as polling
+    import gateway.worker as worker_module
+
+    monkeypatch.setattr(polling, "BATCH", 2)
+    monkeypatch.setattr(worker_module, "POLL_BATCH", 2)
+    orders = [await _place(shop) for _ in range(5)]
+    await shop.execute("UPDATE orders SET next_check_at = now() WHERE state = 'placed'")
+    worker = Worker(shop.runtime)
+    assert await worker.sync_statuses() == 5  # 2 + 2 + 1: every due order in one step
+    assert not worker._behind
+    for order_id, _ in orders:
+        assert (await shop.order(order_id)).last_checked_at is not None
+
+    monkeypatch.setattr(worker_module, "STATUS_SYNC_BUDGET_SECONDS", 0.0)
+    await shop.execute("UPDATE orders SET next_check_at = now() WHERE state = 'placed'")
+    assert await worker.sync_statuses() == 2  # out of time after one full batch
+    assert worker._behind  # so the next pass starts at once
