@@ -243,9 +243,7 @@ class HotPathPool:
     SQLAlchemy's ``DBAPIError``, like everywhere else.
     """
 
-    def __init__(
-        self, url: str, max_size: int, pooler: DatabasePooler = "none", idle_seconds: float = 300.0
-    ) -> None:
+    def __init__(self, url: str, max_size: int, pooler: DatabasePooler = "none", idle_seconds: float = 300.0) -> None:
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
