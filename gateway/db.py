@@ -201,8 +201,8 @@ def asyncpg_sql(statement: TextClause) -> tuple[str, tuple[str, ...]]:
 
 
 async def _init_hot_connection(conn: asyncpg.Connection) -> None:
-    # The same JSON text SQLAlchemy's JSONB type writes. A codec is the client's own state (a
-    # built-in type needs no query to look up): nothing is left on the server connection.
+    # The same JSON text SQLAlchemy's JSONB type writes. A codec is the client's own state (asyncpg
+    # looks the type up with a read-only query): nothing is left on the server connection.
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
@@ -257,6 +257,10 @@ class HotPathPool:
         self._closed = False
         self._statements: dict[TextClause, tuple[str, tuple[str, ...]]] = {}
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     async def _connect(self) -> asyncpg.Connection:
         conn = await asyncpg.connect(self._dsn, **self._options)
         try:
@@ -281,7 +285,7 @@ class HotPathPool:
             try:
                 conn = await waiter
             except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                     handed = waiter.result()
                     if handed is not None:
                         self._release(handed)  # handed over just as we gave up: pass it on
@@ -291,7 +295,10 @@ class HotPathPool:
                 raise
             if conn is not None:
                 return conn
-            # a slot was freed (a connection closed): open a new one in it
+            # a slot was freed (a connection closed): open a new one in it, unless closed meanwhile
+            if self.closed:
+                self._open -= 1
+                raise asyncpg.InterfaceError("the hot-path pool is closed")
         else:
             self._open += 1
         try:
@@ -322,6 +329,8 @@ class HotPathPool:
         self._wake_one()
 
     def _wake_one(self) -> None:
+        if self._closed:
+            return
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -329,13 +338,15 @@ class HotPathPool:
                 waiter.set_result(None)
                 return
 
-    async def _run(self, method: str, sql: str, arguments: list[Any]) -> Any:
+    async def _run(self, method: str, sql: str, arguments: list[Any], statement_timeout: float | None = None) -> Any:
         try:
             conn = await self._acquire()
         except _HOT_PATH_ERRORS as exc:
             raise DBAPIError(sql, None, exc) from exc
         try:
-            result = await getattr(conn, method)(sql, *arguments)
+            # asyncpg's own timeout: it cancels the statement on the server too (asyncio's would
+            # only stop waiting, leaving the connection mid-protocol).
+            result = await getattr(conn, method)(sql, *arguments, timeout=statement_timeout)
         except BaseException as exc:
             if _reusable_after(exc):
                 self._release(conn)
@@ -355,16 +366,23 @@ class HotPathPool:
         sql, names = compiled
         return sql, [params[name] for name in names]
 
-    async def fetchrow(self, statement: TextClause, **params: Any) -> asyncpg.Record | None:
-        """The first row of ``statement`` (run on its own, autocommit), or None."""
+    async def fetchrow(
+        self, statement: TextClause, *, statement_timeout: float | None = None, **params: Any
+    ) -> asyncpg.Record | None:
+        """The first row of ``statement`` (run on its own, autocommit), or None. After
+        ``statement_timeout`` seconds the statement is cancelled and the call fails (whether it
+        committed is then unknown: only for statements whose callers can find out)."""
         sql, arguments = self._arguments(statement, params)
-        row: asyncpg.Record | None = await self._run("fetchrow", sql, arguments)
+        row: asyncpg.Record | None = await self._run("fetchrow", sql, arguments, statement_timeout)
         return row
 
-    async def fetch(self, statement: TextClause, **params: Any) -> list[asyncpg.Record]:
-        """Every row of ``statement`` (run on its own, autocommit)."""
+    async def fetch(
+        self, statement: TextClause, *, statement_timeout: float | None = None, **params: Any
+    ) -> list[asyncpg.Record]:
+        """Every row of ``statement`` (run on its own, autocommit); ``statement_timeout`` as for
+        :meth:`fetchrow`."""
         sql, arguments = self._arguments(statement, params)
-        return list(await self._run("fetch", sql, arguments))
+        return list(await self._run("fetch", sql, arguments, statement_timeout))
 
     def _database_error(self, exc: BaseException) -> None:
         if self._pooler_hint is not None:
@@ -374,17 +392,18 @@ class HotPathPool:
         """Close the idle connections now and the busy ones as their statements end; callers
         still waiting for a connection get an error."""
         self._closed = True
-        idle, self._idle = self._idle, []
-        for conn, _ in idle:
-            try:
-                await asyncio.wait_for(conn.close(), timeout=10)
-            except (TimeoutError, *_HOT_PATH_ERRORS):
-                conn.terminate()
-            self._open -= 1
+        # The waiters first: nothing below may hand them a connection or a slot any more.
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(asyncpg.InterfaceError("the hot-path pool is closed"))
+        idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            self._open -= 1
+            try:
+                await asyncio.wait_for(conn.close(), timeout=10)
+            except (TimeoutError, *_HOT_PATH_ERRORS):
+                conn.terminate()
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -91,7 +91,25 @@ async def place(runtime: Runtime, customer_id: int, params: dict[str, str], requ
     from gateway.orders.placing import place_order
 
     book = await runtime.catalog.book()
-    customer = CustomerAccount(customer_id, Decimal(0), None, Decimal(0), book.revision)
+    async with runtime.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT api_key_hash, discount_percent, allowed_ips::text[] AS allowed_ips"
+                    " FROM customers WHERE id = :id"
+                ),
+                {"id": customer_id},
+            )
+        ).one()
+    customer = CustomerAccount(
+        customer_id,
+        Decimal(0),
+        None,
+        row.discount_percent,
+        book.revision,
+        allowed_ips=None if row.allowed_ips is None else tuple(row.allowed_ips),
+        key_hash=row.api_key_hash,
+    )
     return await place_order(
         runtime.orders, runtime.providers, runtime.pending_outcomes, book, customer, params, request_id, runtime.policy
     )

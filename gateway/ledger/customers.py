@@ -118,6 +118,8 @@ class CustomerAccount:
     catalog_revision: int
     # The ranges the key may be used from (None: anywhere).
     allowed_ips: tuple[str, ...] | None = None
+    # The key's hash as stored: a charge goes through only while it is still the customer's.
+    key_hash: bytes = b""
     # Read a moment ago rather than for this call (AccountCache): only good for a charge that
     # verifies it; nothing is refused on it.
     remembered: bool = False
@@ -150,15 +152,17 @@ def account_from_row(row: Any, key: str | None) -> CustomerAccount | None:
         discount_percent=row["discount_percent"],
         catalog_revision=row["catalog_revision"],
         allowed_ips=None if row["allowed_ips"] is None else tuple(row["allowed_ips"]),
+        key_hash=row["api_key_hash"],
     )
 
 
 class AccountCache:
     """Accounts by key hash as read a moment ago, for ``add`` only: its charge statement goes
-    through only at the catalog revision the account was read at, and the revision moves with
-    everything an account decides (the discount, the key, its allowlist, the customer disabled;
-    migration 0010), so acting on a remembered account can never charge a wrong price or let a
-    revoked key order. Whatever else a call answers (a balance, a refusal) is read fresh.
+    through only while the customer row still holds that account (enabled, the same key hash,
+    allowlist and discount: checked on the row it locks) and at the revision of the price book the
+    price came from, so acting on a remembered account can never charge a wrong price or let a
+    disabled customer or a rotated key order. Nothing is refused on a remembered account (a refused
+    add is retried on a fresh read), and every other action reads the account fresh.
 
     Entries live ``ttl_seconds``; at most ``max_entries`` (the oldest go first). Keyed by the
     key's hash, as the database keeps it: no key is held here.

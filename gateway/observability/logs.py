@@ -158,16 +158,18 @@ def request_context_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send_with_request_id)
         finally:
             path = scope.get("path", "")
-            _access_log.log(
-                logging.DEBUG if path in _QUIET_PATHS else logging.INFO,
-                "http request",
-                extra={
-                    "method": scope.get("method"),
-                    "path": path,
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                },
-            )
+            level = logging.DEBUG if path in _QUIET_PATHS else logging.INFO
+            if _access_log.isEnabledFor(level):  # the line's fields are not built for nothing
+                _access_log.log(
+                    level,
+                    "http request",
+                    extra={
+                        "method": scope.get("method"),
+                        "path": path,
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    },
+                )
             request_id_var.reset(token)
 
     return middleware

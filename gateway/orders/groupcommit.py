@@ -1,4 +1,4 @@
-"""Group commit: single-row writes that arrive while one is in flight go together in the next.
+"""Group commit: single-row writes that arrive while statements are in flight go together in the next.
 
 The hot path's last write, recording a placed order, is one short statement per order, and on a
 busy process most of its cost is the round trip (a write to the database's socket, a commit), not
@@ -7,7 +7,7 @@ committed, with its own answer or its own error) while orders placed during one 
 the next: under load several orders cost one round trip and one commit; alone, an order is
 written at once, as before.
 
-A write that finds nothing in flight runs at once in its caller's task (no extra task, no extra
+A write that finds a lane free runs at once in its caller's task (no extra task, no extra
 latency). The statement of a batch runs in a task of its own, so a caller that is cancelled while
 waiting does not cancel the write of the others (nor its own: the row is written; only the answer
 is dropped). When a batch fails with an error the database raised (a constraint of one row, a
@@ -32,56 +32,64 @@ Result = TypeVar("Result")
 
 class GroupCommit(Generic[Item, Result]):
     """Writes items in batches of up to ``max_batch``: ``many`` for two or more, ``one`` for a
-    single item (and for each item of a batch the database refused)."""
+    single item (and for each item of a batch the database refused). At most ``lanes`` statements
+    are in flight at once: a write finding a lane free goes at once; the others wait for the next
+    free lane and go together. (More than one lane, so that a statement that waits, on a lock of
+    one of its rows or on a connection gone quiet, holds up its own batch and not every order of
+    the process.)"""
 
     def __init__(
         self,
         one: Callable[[Item], Awaitable[Result]],
         many: Callable[[Sequence[Item]], Awaitable[list[Result]]],
         max_batch: int = 100,
+        lanes: int = 2,
     ) -> None:
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+        if max_batch < 1 or lanes < 1:
+            raise ValueError("max_batch and lanes must be at least 1")
         self._one = one
         self._many = many
         self._max_batch = max_batch
+        self._lanes = lanes
+        self._in_flight = 0
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
-        self._writer: asyncio.Task[None] | None = None
-        self._alone = False  # a write is in flight in its caller's own task
+        self._writers: set[asyncio.Task[None]] = set()
 
     async def write(self, item: Item) -> Result:
-        loop = asyncio.get_running_loop()
-        if self._writer is None and not self._alone:
-            # Nothing in flight: written here and now, as without batching (and cancelled with
-            # its caller, as without batching). Those arriving meanwhile go in the next statement.
-            self._alone = True
+        if self._in_flight < self._lanes and not self._waiting:
+            # A lane is free: written here and now, as without batching (and cancelled with its
+            # caller, as without batching). Those arriving meanwhile go in a later statement.
+            self._in_flight += 1
             try:
                 return await self._one(item)
             finally:
-                self._alone = False
-                if self._waiting:
-                    self._writer = loop.create_task(self._write_all())
-        answer: asyncio.Future[Result] = loop.create_future()
+                self._in_flight -= 1
+                self._start_writer()
+        answer: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, answer))
-        if self._writer is None and not self._alone:
-            self._writer = loop.create_task(self._write_all())
+        self._start_writer()
         return await answer
 
-    async def _write_all(self) -> None:
+    def _start_writer(self) -> None:
+        """Give what waits to a free lane, if there is one."""
+        if not self._waiting or self._in_flight >= self._lanes:
+            return
+        batch = self._waiting[: self._max_batch]
+        del self._waiting[: self._max_batch]
+        self._in_flight += 1
+        writer = asyncio.get_running_loop().create_task(self._write_in_lane(batch))
+        self._writers.add(writer)
+        writer.add_done_callback(self._writers.discard)
+
+    async def _write_in_lane(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:
-            while self._waiting:
-                batch = self._waiting[: self._max_batch]
-                del self._waiting[: self._max_batch]
-                try:
-                    await self._write_batch(batch)
-                except BaseException as exc:
-                    self._fail(batch, exc)
-                    raise
+            await self._write_batch(batch)
+        except BaseException as exc:  # cancelled (shutdown): nobody will write these
+            self._fail(batch, exc)
+            raise
         finally:
-            self._writer = None
-            if self._waiting:  # cancelled (shutdown): nobody will write these
-                self._fail(self._waiting, asyncio.CancelledError())
-                self._waiting = []
+            self._in_flight -= 1
+            self._start_writer()
 
     async def _write_batch(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         if len(batch) == 1:

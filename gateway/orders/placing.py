@@ -41,8 +41,9 @@ log = logging.getLogger(__name__)
 
 class AccountChanged(Exception):
     """Nothing was charged: the account the order was priced for is not the current one (the
-    catalog revision moved since it was read: a price, the discount, the key or its allowlist, or
-    the customer's standing). The caller reads the account again and places the order again."""
+    customer disabled, the key rotated, the allowlist or the discount changed since it was read),
+    or the price book it was priced from is not the current one; or a remembered account met a
+    refusal. The caller reads the account again and places the order again."""
 
 
 def parse_id(value: str | None) -> int | None:
@@ -96,8 +97,12 @@ def _priced(
         "cost": plan.cost(route),
         "currency": policy.currency,
         "request_id": request_id,
-        # The charge goes through only at the revision the account (and so the price) was read at.
-        "revision": customer.catalog_revision,
+        # The charge goes through only for the account as read (enabled, its key, allowlist and
+        # discount) and at the revision of the price book the price came from.
+        "key_hash": customer.key_hash,
+        "discount": customer.discount_percent,
+        "allowed_ips": None if customer.allowed_ips is None else list(customer.allowed_ips),
+        "revision": book.revision,
     }
     return values, service, request, plan, route
 
@@ -117,28 +122,25 @@ async def place_order(
 
     ``idempotency`` (key, request hash) is stored with the order by the charge statement; a key
     another call stored first raises :class:`IdempotencyKeyTaken` with nothing charged."""
-    if book.revision != customer.catalog_revision:
-        # The price book is newer than the account (a remembered one): the discount, the rates or
-        # the key's standing may have changed with it.
-        raise AccountChanged
     try:
         values, service, request, plan, route = _priced(book, customer, params, providers, request_id, policy)
     except ProtocolError:
         if customer.remembered:
             raise AccountChanged from None  # a refusal is never decided on a remembered account
         raise
-    charge = values["charge"]
     try:
         created = await orders.charge_and_create(
             values, guard_link=policy.duplicate_link_guard and request.link is not None, idempotency=idempotency
         )
     except ActiveOrderOnLink:
+        if customer.remembered:
+            raise AccountChanged from None  # said only to the account as it is now
         raise ProtocolError(ACTIVE_ORDER_EXISTS) from None
     except DBAPIError:
         log.warning("database error while charging an order", exc_info=True)
         raise ProtocolError(SERVICE_UNAVAILABLE) from None
     if created is None:
-        why = await orders.why_not_charged(customer.id, charge, customer.catalog_revision)
+        why = await orders.why_not_charged(values)
         if why is NotCharged.ACCOUNT_CHANGED:
             raise AccountChanged
         raise ProtocolError(DAILY_SPEND_LIMIT_REACHED if why is NotCharged.DAILY_LIMIT else NOT_ENOUGH_FUNDS)

@@ -60,8 +60,9 @@ _ACTIVE = sql_list(s for s in OrderStatus if s not in FINAL_STATUSES)
 
 # The whole charge in one statement: debit the balance (guarded by the funds and the customer's
 # daily spend limit, both read from the row the UPDATE locks, so concurrent adds cannot pass
-# either, and by the catalog revision the price was computed at: a price, a discount, the
-# customer's key or allowlist changed since is no charge, see ``why_not_charged``), insert the order (on the route it is sent to first), append the charge entry. No row
+# either; by the account the caller acted for, also read from the locked row, so a customer
+# disabled, a key rotated, an allowlist or a discount changed while this waited for the row is no
+# charge; and by the revision of the price book the price came from), insert the order (on the route it is sent to first), append the charge entry. No row
 # back: not enough funds or the day's limit reached, nothing changed. The order starts in ``submitting``
 # because the caller sends it upstream right after; a crash before that leaves an order that the
 # recovery sweep marks ``unknown`` (never sent twice) rather than one that might be sent again.
@@ -73,6 +74,7 @@ _CHARGE_AND_CREATE = """
                              updated_at = now()
         WHERE id = :customer_id AND balance >= :charge
           AND (daily_spend_limit IS NULL OR {spent_today} + :charge <= daily_spend_limit)
+          AND {account_unchanged}
           AND (SELECT revision FROM catalog_revision WHERE id = 1) = :revision
         RETURNING id, balance
     ),
@@ -98,20 +100,30 @@ _KEYED = """,
         SELECT :customer_id, :idempotency_key, 'add', :request_hash, id FROM created
     )"""
 IDEMPOTENCY_KEY_CONSTRAINT = "pk_idempotent_requests"
+# The account a charge acts for, as the caller read it (perhaps a moment ago: AccountCache): still
+# enabled, the same key, allowlist and discount. In the debit's WHERE, Postgres re-checks it on
+# the row version it finally locks, after any wait for a concurrent change of the customer.
+_ACCOUNT_UNCHANGED = (
+    "(enabled AND api_key_hash = :key_hash AND discount_percent = :discount"
+    " AND allowed_ips::text[] IS NOT DISTINCT FROM CAST(:allowed_ips AS text[]))"
+)
 # The day a daily spend limit counts is the UTC day; what was spent on an earlier day counts 0.
 _TODAY = "(now() AT TIME ZONE 'UTC')::date"
 _SPENT_TODAY = f"CASE WHEN spent_day = {_TODAY} THEN spent_today ELSE 0 END"
-CHARGE_AND_CREATE = text(_CHARGE_AND_CREATE.format(keyed="", spent_today=_SPENT_TODAY, today=_TODAY)).bindparams(
-    bindparam("params", type_=JSONB)
-)
-CHARGE_AND_CREATE_KEYED = text(
-    _CHARGE_AND_CREATE.format(keyed=_KEYED, spent_today=_SPENT_TODAY, today=_TODAY)
+CHARGE_AND_CREATE = text(
+    _CHARGE_AND_CREATE.format(keyed="", spent_today=_SPENT_TODAY, today=_TODAY, account_unchanged=_ACCOUNT_UNCHANGED)
 ).bindparams(bindparam("params", type_=JSONB))
-# Why a charge changed nothing: the catalog revision moved (the price or the account is not the
-# one the caller priced with); else the day's limit when the customer has one and this charge
-# would pass it; else the funds (a concurrent deposit may have come in since: the funds are still why).
+CHARGE_AND_CREATE_KEYED = text(
+    _CHARGE_AND_CREATE.format(
+        keyed=_KEYED, spent_today=_SPENT_TODAY, today=_TODAY, account_unchanged=_ACCOUNT_UNCHANGED
+    )
+).bindparams(bindparam("params", type_=JSONB))
+# Why a charge changed nothing: the account or the price book is not the one the caller priced
+# with; else the day's limit when the customer has one and this charge would pass it; else the
+# funds (a concurrent deposit may have come in since: the funds are still why).
 WHY_NOT_CHARGED = text(
     f"SELECT daily_spend_limit IS NOT NULL AND {_SPENT_TODAY} + :charge > daily_spend_limit AS over_limit,"  # noqa: S608
+    f" {_ACCOUNT_UNCHANGED} AS account_unchanged,"
     " (SELECT revision FROM catalog_revision WHERE id = 1) AS revision"
     " FROM customers WHERE id = :customer_id"
 )
@@ -986,9 +998,9 @@ class NotCharged(enum.Enum):
 
     FUNDS = "funds"
     DAILY_LIMIT = "daily_limit"
-    # The catalog revision is not the one the charge was priced at: a price, the discount, the
-    # customer's key, allowlist or standing changed since the caller read them. Nothing was
-    # charged; read the account again and price again.
+    # The account is not the one the caller read (disabled, another key, allowlist or discount),
+    # or the price book is not the current one. Nothing was charged; read the account again and
+    # price again.
     ACCOUNT_CHANGED = "account_changed"
 
 
@@ -998,6 +1010,11 @@ class _Placed(NamedTuple):
     first_check_seconds: float
     calls: list[dict[str, Any]]
 
+
+# How long recording placed orders may take before the callers are told it failed: the outcome
+# is then held and recorded by a retry (dispatch.record_pending, which first looks whether the
+# statement did commit), and the customer's answer does not wait on a stuck statement.
+RECORD_TIMEOUT_SECONDS = 5.0
 
 _PLACED_FROM = order_sources(OrderState.PLACED, only=[OrderState.SUBMITTING, OrderState.UNKNOWN])
 
@@ -1066,10 +1083,17 @@ class OrderStore:
                 raise IdempotencyKeyTaken from None
             raise
 
-    async def why_not_charged(self, customer_id: int, charge: Decimal, revision: int) -> NotCharged:
-        """After a charge changed nothing: why."""
-        row = await self._hot.fetchrow(WHY_NOT_CHARGED, customer_id=customer_id, charge=charge)
-        if row is None or row["revision"] != revision:
+    async def why_not_charged(self, values: dict[str, Any]) -> NotCharged:
+        """After a charge of ``values`` (as given to :meth:`charge_and_create`) changed nothing: why."""
+        row = await self._hot.fetchrow(
+            WHY_NOT_CHARGED,
+            customer_id=values["customer_id"],
+            charge=values["charge"],
+            key_hash=values["key_hash"],
+            discount=values["discount"],
+            allowed_ips=values["allowed_ips"],
+        )
+        if row is None or not row["account_unchanged"] or row["revision"] != values["revision"]:
             return NotCharged.ACCOUNT_CHANGED
         return NotCharged.DAILY_LIMIT if row["over_limit"] else NotCharged.FUNDS
 
@@ -1121,6 +1145,7 @@ class OrderStore:
     async def _mark_one_placed(self, placed: _Placed) -> bool:
         row = await self._hot.fetchrow(
             MARK_PLACED,
+            statement_timeout=RECORD_TIMEOUT_SECONDS,
             id=placed.order_id,
             upstream=placed.upstream_order_id,
             delay=placed.first_check_seconds,
@@ -1132,6 +1157,7 @@ class OrderStore:
     async def _mark_many_placed(self, batch: Sequence[_Placed]) -> list[bool]:
         rows = await self._hot.fetch(
             MARK_PLACED_MANY,
+            statement_timeout=RECORD_TIMEOUT_SECONDS,
             ids=[p.order_id for p in batch],
             upstreams=[p.upstream_order_id for p in batch],
             delays=[p.first_check_seconds for p in batch],
@@ -1179,8 +1205,9 @@ class OrderStore:
             return set()
         if not all(is_progress(update) for _, update, _ in updates):
             raise ValueError("only progress answers are applied in a batch")
-        # Rows locked in id order, as other statements on many orders lock them: fewer deadlocks
-        # (a batch that still loses one is applied one by one by the caller).
+        # The ids go in sorted, but the join decides the order the rows are locked in (a hash
+        # join locks them in the table's order): a batch can still lose a deadlock to another
+        # statement on many orders, and is then applied one by one by the caller.
         updates = sorted(updates, key=lambda item: item[0])
         rows = await self._hot.fetch(
             APPLY_PROGRESS,

@@ -24,7 +24,7 @@ from gateway.ledger.customers import (
     note_ip_refusal,
 )
 from gateway.observability.logs import current_request_id
-from gateway.orders.idempotency import IDEMPOTENT_ACTIONS, KEY_HEADER
+from gateway.orders.idempotency import IDEMPOTENT_ACTIONS, KEY_HEADER, KEY_PARAM
 from gateway.orders.placing import AccountChanged
 from gateway.orders.store import OrderStatusRow
 from gateway.v2.actions import ACTIONS, Call, V2Parts
@@ -109,10 +109,16 @@ async def api_v2(request: Request[Any, Any, Any]) -> Response[bytes]:
         await edge.rate_limiter.before_lookup(address)
         key = params.get("key")
         key_hash = lookup_hash(key)
+        # Read only where it counts (add, refill, cancel).
+        idempotency_header = scope_header(request, IDEMPOTENCY_HEADER) if action_name in IDEMPOTENT_ACTIONS else None
         # An add may act on the account read a moment ago: its charge goes through only if that
-        # account is still the current one (AccountChanged otherwise). Refusals are never decided
-        # on a remembered account.
-        caller = edge.accounts.get(key_hash) if action_name == "add" and key_hash is not None else None
+        # account is still the customer's (AccountChanged otherwise). Not with an idempotency key
+        # (an earlier call's order would be answered before any charge), and no refusal is ever
+        # decided on a remembered account.
+        remembered = (
+            action_name == "add" and key_hash is not None and idempotency_header is None and KEY_PARAM not in params
+        )
+        caller = edge.accounts.get(key_hash) if remembered and key_hash is not None else None
         statuses = None
         if caller is None or not address_allowed(caller.allowed_ips, address):
             caller, statuses = await _identify(edge, key, key_hash, action_name, params, address)
@@ -128,8 +134,7 @@ async def api_v2(request: Request[Any, Any, Any]) -> Response[bytes]:
             params=params,
             dialect=caller.dialect or edge.parts.default_dialect,
             request_id=request_id[:64],
-            # Read only where it counts (add, refill, cancel).
-            idempotency_header=scope_header(request, IDEMPOTENCY_HEADER) if action_name in IDEMPOTENT_ACTIONS else None,
+            idempotency_header=idempotency_header,
             statuses=statuses,
         )
         for attempt in range(ACCOUNT_ATTEMPTS):

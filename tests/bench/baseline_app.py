@@ -112,6 +112,9 @@ def build() -> Litestar:
                 "currency": "USD",
                 "request_id": None,
                 "revision": row["catalog_revision"],
+                "key_hash": row["api_key_hash"],
+                "discount": row["discount_percent"],
+                "allowed_ips": row["allowed_ips"],
             }
             created = await pool.fetchrow(CHARGE_SQL, *(values[name] for name in CHARGE_PARAMS))
             if created is None:

@@ -34,6 +34,7 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -61,6 +62,7 @@ SERVER_CPUS = "0"
 LOAD_CPUS = "1"
 DATABASE_CPUS = "1"
 OPEN_LOOP_SHARE = 0.7
+ADD_ROUNDS = 3  # default interleaved rounds of the headline add figures (median of each)
 TRICKLE_RATE = 20.0  # adds per second kept flowing while the upstream hangs (figure 5)
 
 
@@ -125,11 +127,28 @@ def status_bodies(seed: Seed, per_call: int) -> list[str]:
 # --- the bench -------------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class AddFigures:
+    rate: float  # requests per second
+    cpu_us: float  # API process CPU per request
+    database_cpu_us: float | None  # the embedded Postgres' CPU per request (None: an external server)
+
+    @staticmethod
+    def median(samples: Sequence[AddFigures]) -> AddFigures:
+        databases = [s.database_cpu_us for s in samples if s.database_cpu_us is not None]
+        return AddFigures(
+            statistics.median(s.rate for s in samples),
+            statistics.median(s.cpu_us for s in samples),
+            statistics.median(databases) if databases else None,
+        )
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.seconds: float = args.seconds
         self.warmup: float = args.warmup
         self.open_loop_seconds: float = args.open_loop_seconds
+        self.add_rounds_count: int = args.add_rounds
         self.workers: list[int] = args.workers
         self.database: str = args.database
         self.db: Database
@@ -194,7 +213,10 @@ class Bench:
             low, high = min(ids), max(ids)
             assert sorted(ids) == list(range(low, high + 1)), "the bench customers' ids are not contiguous"
             header = f"\\set customer_id random({low}, {high})\n"
-        script = header + CHARGE_AND_CREATE.text.strip() + ";\n"
+        # pgbench draws the customer, so the account check compares each row's key hash with
+        # itself (the same work as with the caller's) and the seeded customers have no allowlist.
+        charge = CHARGE_AND_CREATE.text.strip().replace(":key_hash", "api_key_hash").replace(":allowed_ips", "NULL")
+        script = header + charge + ";\n"
         defines = dict(self.charge_values)
         tps = harness.pgbench(
             self.db.dsn, script, clients=CONNECTIONS, seconds=self.seconds, cpus=LOAD_CPUS, defines=defines
@@ -280,16 +302,50 @@ class Bench:
 
     # -- the figures --------------------------------------------------------------------------
 
+    def add_rounds(self, workers: int) -> dict[str, AddFigures]:
+        """``add`` with 200 customers on the minimal baseline, the gateway with the in-process
+        upstream and the gateway with the loopback panel, in ``--add-rounds`` interleaved rounds:
+        the median of each figure. The headline ratios compare these three; interleaving puts
+        whatever else the machine was doing on all of them alike, and the median drops a round
+        it hit hardest."""
+        bodies = add_bodies(self.seed, self.seed.customers)
+        samples: dict[str, list[AddFigures]] = {"baseline": [], "inprocess": [], "panel": []}
+
+        def measure(name: str, port: int, process: Process) -> None:
+            db_before = harness.embedded_postgres_cpu_seconds()
+            result, cpu = self.http_cpu(port, bodies, '"order"', process)
+            db_after = harness.embedded_postgres_cpu_seconds()
+            db = None
+            if db_before is not None and db_after is not None:
+                # the warm-up is in the window too: spread over every request sent in it
+                db = 1e6 * (db_after - db_before) / max(result.rate * (self.seconds + self.warmup), 1)
+            samples[name].append(AddFigures(result.rate, cpu, db))
+
+        for _ in range(self.add_rounds_count):
+            with self.baseline_app(workers) as (port, process):
+                measure("baseline", port, process)
+            for upstream in ("inprocess", "panel"):
+                with self.gateway(workers, upstream=upstream) as (port, process):
+                    measure(upstream, port, process)
+        return {name: AddFigures.median(values) for name, values in samples.items()}
+
     def table(self, workers: int) -> list[Row]:
         rows: list[Row] = []
         seed = self.seed
         many, hot = seed.customers, [seed.hot]
         log = self.log
 
+        log(
+            f"[{workers} process(es)] add: minimal baseline, in-process and loopback panel,"
+            f" {self.add_rounds_count} rounds"
+        )
+        adds = self.add_rounds(workers)
+        base_add_many, base_add_cpu = adds["baseline"].rate, adds["baseline"].cpu_us
+        add_many_rate, add_many_cpu = adds["inprocess"].rate, adds["inprocess"].cpu_us
+        panel_many_rate, panel_many_cpu = adds["panel"].rate, adds["panel"].cpu_us
+
         log(f"[{workers} process(es)] minimal baseline app")
         with self.baseline_app(workers) as (port, process):
-            base_add, base_add_cpu = self.http_cpu(port, add_bodies(seed, many), '"order"', process)
-            base_add_many = base_add.rate
             base_add_hot = self.http(port, add_bodies(seed, hot), '"order"').rate
             base_bal, base_balance_cpu = self.http_cpu(port, action_bodies(many, "balance"), '"balance"', process)
             base_balance = base_bal.rate
@@ -302,13 +358,8 @@ class Bench:
 
         log(f"[{workers} process(es)] gateway, upstream in-process")
         with self.gateway(workers, upstream="inprocess") as (port, process):
-            add_many, add_many_cpu = self.http_cpu(port, add_bodies(seed, many), '"order"', process)
-            add_hot = self.http(port, add_bodies(seed, hot), '"order"')
-            add_latency = self.latency(port, add_bodies(seed, many), OPEN_LOOP_SHARE * add_many.rate, '"order"')
-
-        log(f"[{workers} process(es)] gateway serve, upstream = a minimal panel over loopback")
-        with self.gateway(workers, upstream="panel") as (port, process):
-            panel_many, panel_many_cpu = self.http_cpu(port, add_bodies(seed, many), '"order"', process)
+            add_hot = self.http(port, add_bodies(seed, hot), '"order"').rate
+            add_latency = self.latency(port, add_bodies(seed, many), OPEN_LOOP_SHARE * add_many_rate, '"order"')
 
         log(f"[{workers} process(es)] gateway serve, upstream = simulator over loopback")
         with self.gateway(workers, upstream="simulator") as (port, process):
@@ -324,22 +375,20 @@ class Bench:
         healthy, hanging, breaker_note = self.circuit_open(workers)
 
         f1 = "1 add"
-        for label, result, pg, base, name in (
-            ("in-process upstream, 200 customers", add_many, pg_many, base_add_many, "many"),
+        for label, rate, pg, base, name in (
+            ("in-process upstream, 200 customers", add_many_rate, pg_many, base_add_many, "many"),
             ("in-process upstream, 1 hot customer", add_hot, pg_hot, base_add_hot, "hot"),
-            ("simulator over loopback, 200 customers", sim_many, pg_many, base_add_many, "many"),
-            ("simulator over loopback, 1 hot customer", sim_hot, pg_hot, base_add_hot, "hot"),
+            ("simulator over loopback, 200 customers", sim_many.rate, pg_many, base_add_many, "many"),
+            ("simulator over loopback, 1 hot customer", sim_hot.rate, pg_hot, base_add_hot, "hot"),
         ):
             headline = name == "many" and label.startswith("in-process")
             who = "200 customers" if name == "many" else "1 hot customer"
-            rows.append(
-                Row(f1, f"add, {label}", result.rate, "req/s", f"pgbench, charge SQL, {who}", pg, "≥ 0.25", 0.25)
-            )
+            rows.append(Row(f1, f"add, {label}", rate, "req/s", f"pgbench, charge SQL, {who}", pg, "≥ 0.25", 0.25))
             rows.append(
                 Row(
                     f1,
                     f"add, {label}",
-                    result.rate,
+                    rate,
                     "req/s",
                     f"minimal baseline add, {who}",
                     base,
@@ -351,7 +400,7 @@ class Bench:
             Row(
                 f1,
                 "add, minimal panel over loopback (HTTP), 200 customers",
-                panel_many.rate,
+                panel_many_rate,
                 "req/s",
                 "minimal baseline add, 200 customers",
                 base_add_many,
@@ -375,6 +424,21 @@ class Bench:
                 base_add_cpu,
             ),
         ]
+        gateway_db, baseline_db = adds["inprocess"].database_cpu_us, adds["baseline"].database_cpu_us
+        if gateway_db is not None and baseline_db is not None:
+            rows.append(
+                Row(
+                    f1,
+                    "add, Postgres CPU per request (all its processes), in-process upstream, 200 customers",
+                    gateway_db,
+                    "µs",
+                    "minimal baseline add, 200 customers",
+                    baseline_db,
+                )
+            )
+        for row in rows:
+            if row.what.endswith("in-process upstream, 200 customers") or "minimal panel" in row.what:
+                row.note = f"median of {self.add_rounds_count} interleaved rounds"
         f2 = "2 reads"
         rows += [
             Row(f2, "balance CPU per request", balance_cpu, "µs", "minimal baseline balance", base_balance_cpu),
@@ -558,6 +622,7 @@ class Bench:
         values = {k: str(v) for k, v in dict(row).items()}
         values["request_id"] = "pgbench"
         values["revision"] = str(revision)
+        values["discount"] = "0"
         return values
 
     def run(self) -> dict[int, list[Row]]:
@@ -747,6 +812,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=5.0, help="measured window of each closed-loop run")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up before each closed-loop run")
     parser.add_argument("--open-loop-seconds", type=float, default=8.0)
+    parser.add_argument(
+        "--add-rounds",
+        type=int,
+        default=ADD_ROUNDS,
+        help="interleaved rounds of the headline add figures (baseline, in-process, loopback panel); medians",
+    )
     parser.add_argument(
         "--workers",
         type=lambda v: [int(x) for x in v.split(",")],

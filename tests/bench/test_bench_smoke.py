@@ -35,6 +35,8 @@ def test_the_bench_runs_and_writes_its_table(tmp_path: Path) -> None:
             "0",
             "--open-loop-seconds",
             "1",
+            "--add-rounds",
+            "1",
             "--workers",
             "1",
             "--database",

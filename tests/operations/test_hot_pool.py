@@ -125,3 +125,36 @@ async def test_a_closed_pool_refuses_and_wakes_its_waiters(database_url: str) ->
     assert (await busy) is not None  # a statement already running finishes
     with pytest.raises(DBAPIError):
         await hot.fetchrow(PID)
+
+
+async def test_a_connection_handed_to_a_caller_that_just_gave_up_goes_to_the_next(database_url: str) -> None:
+    """The race the pool must not lose a connection to: a connection is handed to a waiting
+    caller at the moment that caller is cancelled."""
+    hot = HotPathPool(database_url, 1)
+    try:
+        conn = await hot._acquire()  # the only connection, taken
+        waiter = asyncio.create_task(hot._acquire())
+        await asyncio.sleep(0)  # parked, waiting for a connection
+        hot._release(conn)  # handed to the waiter ...
+        waiter.cancel()  # ... which gives up before it runs again
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        # the connection went back to the pool, not lost with the cancelled caller
+        assert await asyncio.wait_for(_pid(hot), timeout=10) == conn.get_server_pid()
+    finally:
+        await hot.close()
+
+
+async def test_a_free_place_handed_to_a_caller_that_just_gave_up_goes_to_the_next(database_url: str) -> None:
+    hot = HotPathPool(database_url, 1)
+    try:
+        conn = await hot._acquire()
+        waiter = asyncio.create_task(hot._acquire())
+        await asyncio.sleep(0)
+        hot._discard(conn)  # its place is handed to the waiter ...
+        waiter.cancel()  # ... which gives up
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert await asyncio.wait_for(_pid(hot), timeout=10) > 0  # the place was not lost
+    finally:
+        await hot.close()

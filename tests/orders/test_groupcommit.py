@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 
 from gateway.dberrors import violated_constraint
+from gateway.ledger.keys import hash_key
 from gateway.orders.groupcommit import GroupCommit
 from tests.orders.conftest import Shop
 
@@ -51,7 +52,7 @@ class Recorder:
 
 async def test_alone_a_write_goes_at_once_and_together_they_share_a_statement() -> None:
     recorder = Recorder()
-    group = GroupCommit(recorder.one, recorder.many)
+    group = GroupCommit(recorder.one, recorder.many, lanes=1)
     assert await group.write(1) == 10
     assert recorder.batches == [[1]]
     # the first of these finds nothing in flight; the others arrive while it is, and go together
@@ -62,17 +63,19 @@ async def test_alone_a_write_goes_at_once_and_together_they_share_a_statement() 
 
 async def test_batches_are_bounded() -> None:
     recorder = Recorder()
-    group = GroupCommit(recorder.one, recorder.many, max_batch=4)
+    group = GroupCommit(recorder.one, recorder.many, max_batch=4, lanes=1)
     results = await asyncio.gather(*(group.write(n) for n in range(10)))
     assert results == [n * 10 for n in range(10)]
     assert [len(batch) for batch in recorder.batches] == [1, 4, 4, 1]
     with pytest.raises(ValueError, match="at least 1"):
         GroupCommit(recorder.one, recorder.many, max_batch=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        GroupCommit(recorder.one, recorder.many, lanes=0)
 
 
 async def test_a_row_the_database_refuses_fails_alone() -> None:
     recorder = Recorder(refuse=frozenset({5}))
-    group = GroupCommit(recorder.one, recorder.many)
+    group = GroupCommit(recorder.one, recorder.many, lanes=1)
     results = await asyncio.gather(*(group.write(n) for n in range(8)), return_exceptions=True)
     assert isinstance(results[5], DBAPIError)
     assert [r for i, r in enumerate(results) if i != 5] == [n * 10 for n in range(8) if n != 5]
@@ -82,7 +85,7 @@ async def test_a_row_the_database_refuses_fails_alone() -> None:
 
 async def test_a_lost_connection_is_everyones_error_and_nothing_is_rewritten() -> None:
     recorder = Recorder(lose_connection=True)
-    group = GroupCommit(recorder.one, recorder.many)
+    group = GroupCommit(recorder.one, recorder.many, lanes=1)
     results = await asyncio.gather(*(group.write(n) for n in range(6)), return_exceptions=True)
     assert results[0] == 0  # alone, before the connection was lost
     assert all(isinstance(r, DBAPIError) for r in results[1:])
@@ -104,7 +107,7 @@ async def test_a_caller_that_stops_waiting_does_not_stop_the_groups_write() -> N
         written.append(item)
         return item
 
-    group = GroupCommit(one, slow_many)
+    group = GroupCommit(one, slow_many, lanes=1)
     first = asyncio.create_task(group.write(1))
     await asyncio.sleep(0)
     others = [asyncio.create_task(group.write(n)) for n in (2, 3)]
@@ -114,6 +117,32 @@ async def test_a_caller_that_stops_waiting_does_not_stop_the_groups_write() -> N
     release.set()
     assert await others[1] == 3
     assert sorted(written) == [2, 3]
+
+
+async def test_a_statement_that_waits_holds_up_its_own_lane_only() -> None:
+    """A write stuck on a lock (or a connection gone quiet) must not stop every other order of
+    the process: with two lanes the others go through the second."""
+    stuck = asyncio.Event()
+    written: list[int] = []
+
+    async def one(item: int) -> int:
+        if item == 0:
+            await stuck.wait()
+        written.append(item)
+        return item
+
+    async def many(items: Sequence[int]) -> list[int]:
+        written.extend(items)
+        return list(items)
+
+    group = GroupCommit(one, many, lanes=2)
+    blocked = asyncio.create_task(group.write(0))
+    await asyncio.sleep(0)
+    assert await asyncio.wait_for(asyncio.gather(*(group.write(n) for n in range(1, 6))), timeout=10) == [1, 2, 3, 4, 5]
+    assert not blocked.done()
+    stuck.set()
+    assert await blocked == 0
+    assert sorted(written) == [0, 1, 2, 3, 4, 5]
 
 
 # --- the order store ------------------------------------------------------------------------------
@@ -140,6 +169,9 @@ async def _submitting_orders(shop: Shop, count: int) -> list[int]:
                 "currency": "USD",
                 "request_id": None,
                 "revision": revision,
+                "key_hash": hash_key(shop.key),
+                "discount": Decimal(0),
+                "allowed_ips": None,
             },
             guard_link=False,
         )

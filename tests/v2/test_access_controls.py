@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from gateway.errors import DAILY_SPEND_LIMIT_REACHED, INVALID_API_KEY, TOO_MANY_REQUESTS
+from gateway.ledger.keys import hash_key
 from gateway.orders.store import NotCharged
 from gateway.v2 import handler
 from gateway.v2.clients import client_address
@@ -218,9 +219,19 @@ async def test_a_refused_charge_blames_the_limit_only_when_the_limit_is_why(shop
     # between, so "the funds cover it now" must never be taken for "the limit was reached".
     store = shop.runtime.orders
 
-    async def why(charge: str) -> NotCharged:
-        revision = await shop.scalar("SELECT revision FROM catalog_revision WHERE id = 1")
-        return await store.why_not_charged(shop.customer_id, Decimal(charge), revision)
+    async def values(charge: str, **changed: Any) -> dict[str, Any]:
+        return {
+            "customer_id": shop.customer_id,
+            "charge": Decimal(charge),
+            "key_hash": hash_key(shop.key),
+            "discount": Decimal(0),
+            "allowed_ips": None,
+            "revision": await shop.scalar("SELECT revision FROM catalog_revision WHERE id = 1"),
+            **changed,
+        }
+
+    async def why(charge: str, **changed: Any) -> NotCharged:
+        return await store.why_not_charged(await values(charge, **changed))
 
     assert await why("0.50") is NotCharged.FUNDS  # no limit, funds cover
     await patch_customer(shop, daily_spend_limit="1.00")
@@ -228,6 +239,12 @@ async def test_a_refused_charge_blames_the_limit_only_when_the_limit_is_why(shop
     await shop.execute("UPDATE customers SET spent_today = 0.80, spent_day = (now() AT TIME ZONE 'UTC')::date")
     assert await why("0.50") is NotCharged.DAILY_LIMIT
     assert await why("0.20") is NotCharged.FUNDS
-    # and a charge priced at an earlier revision is neither: the account is read again
+    # and a charge for an account that is not the customer's any more, or priced from an earlier
+    # price book, is neither: the account is read again
     stale = await shop.scalar("SELECT revision FROM catalog_revision WHERE id = 1") - 1
-    assert await store.why_not_charged(shop.customer_id, Decimal("0.50"), stale) is NotCharged.ACCOUNT_CHANGED
+    assert await why("0.50", revision=stale) is NotCharged.ACCOUNT_CHANGED
+    assert await why("0.50", key_hash=hash_key("an-old-key")) is NotCharged.ACCOUNT_CHANGED
+    assert await why("0.50", discount=Decimal(5)) is NotCharged.ACCOUNT_CHANGED
+    assert await why("0.50", allowed_ips=["203.0.113.0/24"]) is NotCharged.ACCOUNT_CHANGED
+    await shop.execute("UPDATE customers SET enabled = false WHERE id = :id", id=shop.customer_id)
+    assert await why("0.50") is NotCharged.ACCOUNT_CHANGED

@@ -13,13 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from gateway.errors import INCORRECT_SERVICE, INVALID_API_KEY, NOT_ENOUGH_FUNDS
 from gateway.ledger import customers
 from gateway.v2 import handler
 from tests.conftest import ADMIN_TOKEN
 from tests.factories import balance_of
-from tests.orders.conftest import Shop
+from tests.orders.conftest import Shop, shop_settings, shop_with
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 FOLLOWERS = 102  # 0.45 per 1000, min 100: 100 of them cost 0.045 before markup
@@ -128,9 +129,10 @@ async def test_funds_are_refused_as_funds(shop: Shop) -> None:
     await shop.check_money()
 
 
-async def test_adds_racing_a_discount_change_are_each_charged_a_price_that_was_in_force(shop: Shop) -> None:
-    """Adds keep coming while the operator flips the discount: every charge is the full price or
-    the discounted one, never a mix, and the ledger holds."""
+async def test_adds_racing_discount_changes_all_go_through_and_the_ledger_holds(shop: Shop) -> None:
+    """Adds keep coming while the operator flips the discount: none is refused for it (a charge
+    that meets a changed account is priced again), each is one of the two prices, and the ledger
+    holds."""
     await _markup(shop)
     assert "order" in await _add(shop)
     full = await shop.scalar("SELECT charge FROM orders")
@@ -148,6 +150,48 @@ async def test_adds_racing_a_discount_change_are_each_charged_a_price_that_was_i
     charges = set(await shop.scalar("SELECT array_agg(DISTINCT charge) FROM orders"))
     assert charges <= {full, (full / 2).quantize(full)}
     await shop.check_money()
+
+
+async def test_a_charge_waiting_for_the_customer_row_sees_the_change_it_waited_for(shop: Shop) -> None:
+    """The operator disables the customer in a transaction that holds the customer's row; an add
+    on the remembered account waits for that row meanwhile. When the change commits, the add
+    must see it: nothing charged, the key refused."""
+    assert "balance" in await shop.v2(action="balance")  # remembered: enabled
+    balance = await balance_of(shop.runtime, shop.customer_id)
+    async with shop.runtime.engine.connect() as admin:
+        transaction = await admin.begin()
+        await admin.execute(text("UPDATE customers SET enabled = false WHERE id = :id"), {"id": shop.customer_id})
+        adding = asyncio.create_task(_add(shop))
+        # until the charge is waiting for the row this transaction holds
+        deadline = asyncio.get_running_loop().time() + 30
+        while not await shop.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%WITH debit AS%'"
+        ):
+            assert asyncio.get_running_loop().time() < deadline, "the add never waited for the customer row"
+            await asyncio.sleep(0.02)
+        await transaction.commit()
+    assert await adding == {"error": INVALID_API_KEY}
+    assert await balance_of(shop.runtime, shop.customer_id) == balance
+    assert await shop.scalar("SELECT count(*) FROM orders") == 0
+    await shop.check_money()
+
+
+async def test_an_add_with_an_idempotency_key_reads_the_account_fresh(shop: Shop, lookups: list[str]) -> None:
+    assert "balance" in await shop.v2(action="balance")
+    assert "order" in await _add(shop, idempotency_key="order-0001")
+    assert len(lookups) == 2
+    await _admin(shop, "PATCH", f"/admin/customers/{shop.customer_id}", enabled=False)
+    # a disabled customer's key gets nothing back, not even its earlier order's id
+    assert await _add(shop, idempotency_key="order-0001") == {"error": INVALID_API_KEY}
+
+
+async def test_a_remembered_account_is_not_told_about_an_active_order_after_it_is_disabled(
+    database_url: str,
+) -> None:
+    async with shop_with(shop_settings(duplicate_link_guard=True), database_url) as shop:
+        assert "order" in await _add(shop, link="https://i.com/once")
+        await _admin(shop, "PATCH", f"/admin/customers/{shop.customer_id}", enabled=False)
+        assert await _add(shop, link="https://i.com/once") == {"error": INVALID_API_KEY}
 
 
 def test_the_cache_is_bounded_and_forgets() -> None:

@@ -5,8 +5,8 @@ The lease takes the most overdue live orders first and the lag gauge reads the o
 ``ix_orders_sync`` (provider first) could not give without reading it whole. It replaces that one
 (nothing asked by provider), so a status answer still updates one index of this kind, not two.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-05 13:00:00
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
