@@ -52,6 +52,7 @@ from tests.bench.harness import Database, LoadResult, Process, Seed
 
 DOC = harness.ROOT / "docs" / "BENCHMARKS.md"
 START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
+CATALOG_REVISION = "SELECT revision FROM catalog_revision WHERE id = 1"
 CONNECTIONS = 16  # HTTP connections, and pgbench clients: the same concurrency everywhere
 CUSTOMERS = 200
 CATALOG = 500
@@ -217,12 +218,25 @@ class Bench:
         # itself (the same work as with the caller's) and the seeded customers have no allowlist.
         charge = CHARGE_AND_CREATE.text.strip().replace(":key_hash", "api_key_hash").replace(":allowed_ips", "NULL")
         script = header + charge + ";\n"
-        defines = dict(self.charge_values)
+        # The price book's revision as it is now (pointing the provider elsewhere moves it).
+        defines = {**self.charge_values, "revision": str(asyncio.run(self._scalar(CATALOG_REVISION)))}
+        orders_before = asyncio.run(self._scalar("SELECT count(*) FROM orders"))
         tps = harness.pgbench(
             self.db.dsn, script, clients=CONNECTIONS, seconds=self.seconds, cpus=LOAD_CPUS, defines=defines
         ).tps
+        charged = asyncio.run(self._scalar("SELECT count(*) FROM orders")) - orders_before
+        if charged < 0.5 * tps * self.seconds:
+            # A guard of the statement refused them (a stale value above): a no-op measured fast.
+            raise RuntimeError(f"pgbench's charges created {charged} orders at {tps:.0f} tps: they changed nothing")
         self.pgbench_cache[key] = tps
         return tps
+
+    async def _scalar(self, sql: str) -> int:
+        conn = await asyncpg.connect(self.db.dsn)
+        try:
+            return int(await conn.fetchval(sql))
+        finally:
+            await conn.close()
 
     def pgbench_lookup(self) -> float:
         if "lookup" not in self.pgbench_cache:
@@ -616,12 +630,10 @@ class Bench:
                 " rate, charge, cost, currency FROM orders WHERE id = $1",
                 self.seed.status_order_ids[0],
             )
-            revision = await conn.fetchval("SELECT revision FROM catalog_revision WHERE id = 1")
         finally:
             await conn.close()
         values = {k: str(v) for k, v in dict(row).items()}
         values["request_id"] = "pgbench"
-        values["revision"] = str(revision)
         values["discount"] = "0"
         return values
 
