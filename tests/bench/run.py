@@ -683,14 +683,17 @@ def results_section(tables: dict[int, list[Row]], machine: dict[str, str], secon
     return "\n".join(parts)
 
 
-def write_doc(path: Path, section: str) -> None:
+def write_doc(path: Path, section: str, markers: tuple[str, str] = (START, END), heading: str = "Results") -> None:
+    """Put ``section`` (which begins and ends with ``markers``) in place of the doc's part
+    between those markers, or under a new ``heading`` at its end."""
+    start, end = markers
     text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
         text = head + section + tail
     else:
-        text = text.rstrip() + "\n\n## Results\n\n" + section + "\n"
+        text = text.rstrip() + f"\n\n## {heading}\n\n" + section + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
 
@@ -807,18 +810,6 @@ def volume_section(lines: list[str], machine: dict[str, str], seconds: float, co
     )
 
 
-def write_volume_doc(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if VOLUME_START in text and VOLUME_END in text:
-        head, rest = text.split(VOLUME_START, 1)
-        _, tail = rest.split(VOLUME_END, 1)
-        text = head + section + tail
-    else:
-        text = text.rstrip() + "\n\n## Results: volume\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="measured window of each closed-loop run")
@@ -877,7 +868,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             stop_embedded()
         machine["load average (1 min) before/after"] = f"{load_before:.2f} / {os.getloadavg()[0]:.2f}"
         print("\n".join(lines))
-        write_volume_doc(args.doc, volume_section(lines, machine, seconds, command))
+        write_doc(
+            args.doc, volume_section(lines, machine, seconds, command), (VOLUME_START, VOLUME_END), "Results: volume"
+        )
         print(f"\nwritten to {args.doc}")
         return 0
     bench = Bench(args)

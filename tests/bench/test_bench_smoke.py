@@ -21,29 +21,10 @@ pytestmark = [
 ]
 
 
-def test_the_bench_runs_and_writes_its_table(tmp_path: Path) -> None:
-    doc = tmp_path / "BENCHMARKS.md"
-    doc.write_text("# Benchmarks\n\nnarrative kept\n\n<!-- bench:results:start -->\nold\n<!-- bench:results:end -->\n")
+def run_bench(doc: Path, *args: str) -> str:
+    """``python -m tests.bench.run`` with ``args``, writing to ``doc``; the doc's text after it."""
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.bench.run",
-            "--seconds",
-            "1",
-            "--warmup",
-            "0",
-            "--open-loop-seconds",
-            "1",
-            "--add-rounds",
-            "1",
-            "--workers",
-            "1",
-            "--database",
-            "gw_bench_smoke",
-            "--doc",
-            str(doc),
-        ],
+        [sys.executable, "-m", "tests.bench.run", *args, "--database", "gw_bench_smoke", "--doc", str(doc)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -51,7 +32,16 @@ def test_the_bench_runs_and_writes_its_table(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    text = doc.read_text()
+    return doc.read_text()
+
+
+def test_the_bench_runs_and_writes_its_table(tmp_path: Path) -> None:
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n\nnarrative kept\n\n<!-- bench:results:start -->\nold\n<!-- bench:results:end -->\n")
+    text = run_bench(
+        doc,
+        *("--seconds", "1", "--warmup", "0", "--open-loop-seconds", "1", "--add-rounds", "1", "--workers", "1"),
+    )
     assert "narrative kept" in text
     assert "old" not in text.split("<!-- bench:results:start -->")[1]
     for figure in ("1 add", "2 reads", "3 status", "4 latency", "5 upstream hanging"):
@@ -65,44 +55,12 @@ def test_the_volume_part_runs_and_writes_its_own_table(tmp_path: Path) -> None:
         "# Benchmarks\n\nnarrative kept\n\n<!-- bench:results:start -->\nthe main table\n<!-- bench:results:end -->\n"
         "\n<!-- bench:volume:start -->\nthe stale volume table\n<!-- bench:volume:end -->\n"
     )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.bench.run",
-            "--only",
-            "volume",
-            "--volume-orders",
-            "2000",
-            "--volume-interval",
-            "10",
-            "--volume-seconds",
-            "2",
-            "--volume-warmup",
-            "1",
-            "--volume-drain-seconds",
-            "60",
-            "--catalog-services",
-            "200",
-            "--own-rates",
-            "20",
-            "--seconds",
-            "1",
-            "--warmup",
-            "0",
-            "--database",
-            "gw_bench_smoke",
-            "--doc",
-            str(doc),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    text = run_bench(
+        doc,
+        *("--only", "volume", "--volume-orders", "2000", "--volume-interval", "10", "--volume-seconds", "2"),
+        *("--volume-warmup", "1", "--volume-drain-seconds", "60", "--catalog-services", "200", "--own-rates", "20"),
+        *("--seconds", "1", "--warmup", "0"),
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    text = doc.read_text()
     assert "narrative kept" in text
     assert "the main table" in text  # the default part's table is not this part's to rewrite
     volume = text.split("<!-- bench:volume:start -->")[1]
