@@ -21,7 +21,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import aiohttp
@@ -114,6 +114,70 @@ async def aiohttp_plain(url: str) -> AsyncIterator[Send]:
         yield send
 
 
+class _RawExchange(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection, the answer parsed by httptools (which uvicorn brings):
+    what an HTTP exchange costs with no client library at all."""
+
+    def __init__(self) -> None:
+        import httptools
+
+        self.transport: asyncio.Transport | None = None
+        self.answer: asyncio.Future[bytes] | None = None
+        self.body = bytearray()
+        self.parser = httptools.HttpResponseParser(self)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's does not subclass asyncio's
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_result(bytes(self.body))
+        self.body.clear()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_exception(ConnectionError("closed"))
+
+
+@contextlib.asynccontextmanager
+async def raw_protocol(url: str) -> AsyncIterator[Send]:
+    """No HTTP library: an asyncio protocol per connection, kept alive, httptools' parser. The
+    floor under any client (not a candidate: none of the adapter's guarantees)."""
+    target = httpx.URL(url)
+    loop = asyncio.get_running_loop()
+    body = urlencode(FORM).encode()
+    request = (
+        f"POST {target.raw_path.decode()} HTTP/1.1\r\nHost: {target.host}:{target.port}\r\n"
+        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    idle: list[_RawExchange] = []
+
+    async def send() -> bytes:
+        if idle:
+            conn = idle.pop()
+        else:
+            _, conn = await loop.create_connection(_RawExchange, target.host, target.port)
+        assert conn.transport is not None
+        conn.answer = loop.create_future()
+        conn.transport.write(request)
+        answer = await conn.answer
+        idle.append(conn)
+        return answer
+
+    try:
+        yield send
+    finally:
+        for conn in idle:
+            if conn.transport is not None:
+                conn.transport.close()
+
+
 def _client(transport: httpx.AsyncBaseTransport) -> httpx.AsyncClient:
     """An httpx.AsyncClient as the adapter configured one before (no redirects, no environment)."""
     timeout = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
@@ -133,6 +197,7 @@ CANDIDATES = {
     "aiohttp": aiohttp_plain,
     "adapter add, on httpcore": adapter_httpcore,
     "adapter add, PanelTransport": adapter_panel,
+    "no client library: asyncio protocol + httptools' parser (the floor)": raw_protocol,
 }
 
 
