@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from gateway.dberrors import raised_by_server
 from gateway.settings import DatabasePooler, Settings
 
 log = logging.getLogger(__name__)
@@ -210,10 +211,7 @@ def _reusable_after(exc: BaseException) -> bool:
     """Whether a connection whose statement raised ``exc`` is fit for the next one: only when
     the server refused the statement (autocommit: nothing is left open). A failure on the way
     (lost connection, timeout, cancellation mid-statement) leaves the protocol state unknown."""
-    if not isinstance(exc, asyncpg.PostgresError):
-        return False
-    state = getattr(exc, "sqlstate", None)
-    return isinstance(state, str) and not state.startswith(("08", "57P", "XX"))
+    return isinstance(exc, asyncpg.PostgresError) and raised_by_server(exc)
 
 
 class HotPathPool:
