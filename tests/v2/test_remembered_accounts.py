@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from gateway.errors import INCORRECT_SERVICE, INVALID_API_KEY, NOT_ENOUGH_FUNDS
+from gateway.errors import INCORRECT_SERVICE, INVALID_API_KEY, NOT_ENOUGH_FUNDS, SERVICE_UNAVAILABLE
 from gateway.ledger import customers
 from gateway.v2 import handler
 from tests.conftest import ADMIN_TOKEN
@@ -132,13 +132,17 @@ async def test_funds_are_refused_as_funds(shop: Shop) -> None:
 async def test_adds_racing_discount_changes_all_go_through_and_the_ledger_holds(shop: Shop) -> None:
     """Adds keep coming while the operator flips the discount: none is refused for it (a charge
     that meets a changed account is priced again), each is one of the two prices, and the ledger
-    holds."""
+    holds.
+
+    An add is refused ("Service temporarily unavailable") only after meeting a new change on each
+    of its ACCOUNT_ATTEMPTS attempts, so the operator changes the discount one time fewer than
+    that: on a loaded machine one add can span every flip (six flips failed it there)."""
     await _markup(shop)
     assert "order" in await _add(shop)
     full = await shop.scalar("SELECT charge FROM orders")
 
     async def flip() -> None:
-        for n in range(6):
+        for n in range(handler.ACCOUNT_ATTEMPTS - 1):
             percent = "50" if n % 2 == 0 else "0"
             await _admin(shop, "PATCH", f"/admin/customers/{shop.customer_id}", discount_percent=percent)
             await asyncio.sleep(0.02)
@@ -149,6 +153,35 @@ async def test_adds_racing_discount_changes_all_go_through_and_the_ledger_holds(
     assert all("order" in answer for answer in answers), answers
     charges = set(await shop.scalar("SELECT array_agg(DISTINCT charge) FROM orders"))
     assert charges <= {full, (full / 2).quantize(full)}
+    await shop.check_money()
+
+
+async def test_an_add_that_meets_a_new_change_on_every_attempt_is_asked_to_retry_and_charged_nothing(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bound on re-pricing: the operator changes the discount right after each read of the
+    account, so every charge meets an account other than the one it was priced for."""
+    assert "balance" in await shop.v2(action="balance")  # remembered
+    balance = await balance_of(shop.runtime, shop.customer_id)
+    real = handler.account_for_key
+    reads: list[int] = []
+
+    async def read_then_change(hot: Any, key: str | None) -> Any:
+        account = await real(hot, key)
+        reads.append(1)
+        await shop.execute(
+            "UPDATE customers SET discount_percent = :percent WHERE id = :id",
+            percent=10 * (len(reads) % 2),
+            id=shop.customer_id,
+        )
+        return account
+
+    await shop.execute("UPDATE customers SET discount_percent = 5 WHERE id = :id", id=shop.customer_id)
+    monkeypatch.setattr(handler, "account_for_key", read_then_change)
+    assert await _add(shop) == {"error": SERVICE_UNAVAILABLE}
+    assert len(reads) == handler.ACCOUNT_ATTEMPTS - 1  # the remembered account, then a fresh read per retry
+    assert await shop.scalar("SELECT count(*) FROM orders") == 0
+    assert await balance_of(shop.runtime, shop.customer_id) == balance
     await shop.check_money()
 
 
