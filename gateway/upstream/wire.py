@@ -8,7 +8,7 @@ have received and acted on the request.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import zlib
 from typing import Any
 
 import httpx
@@ -35,7 +35,8 @@ _BEFORE_SENDING: tuple[type[Exception], ...] = (
 
 class UpstreamHttp:
     """One provider's HTTP sender: httpx requests and responses over an httpx transport
-    (:class:`PanelTransport`, aiohttp's pool and parser, unless a test or bench gives another).
+    (:class:`PanelTransport`, its own keep-alive pool and httptools' parser, unless a test or bench
+    gives another).
 
     It hands each request to the transport itself rather than through ``httpx.AsyncClient``: the
     client's own machinery (auth and redirect loops, the cookie jar, merging URLs, headers and
@@ -54,7 +55,9 @@ class UpstreamHttp:
 
     def __init__(self, config: UpstreamConfig, transport: httpx.AsyncBaseTransport | None) -> None:
         self.transport = transport or PanelTransport(
-            max_connections=config.max_connections, keepalive_expiry=config.keepalive_expiry
+            max_connections=config.max_connections,
+            max_keepalive=config.max_keepalive_connections,
+            keepalive_expiry=config.keepalive_expiry,
         )
         self.timeout = httpx.Timeout(
             connect=config.connect_timeout,
@@ -158,11 +161,7 @@ async def post_form(
     try:
         response = await http.send(http.build_request(url, body, phase.extensions))
         try:
-            answer = bytearray()
-            async for chunk in _answer_chunks(response):
-                answer += chunk
-                if len(answer) > max_bytes:
-                    raise UpstreamUnknown(f"answer larger than {max_bytes} bytes", http_status=response.status_code)
+            answer = await _read_bounded(response, max_bytes)
         finally:
             await response.aclose()
     except UpstreamAddressRefused:
@@ -172,24 +171,81 @@ async def post_form(
     except httpx.HTTPError as exc:
         raise UpstreamUnknown(_describe(exc, key)) from None
     except RuntimeError as exc:
-        # A client (or its aiohttp session) that has been closed: nothing was sent.
+        # A client (or its transport) that has been closed: nothing was sent.
         if "closed" in str(exc):
             raise UpstreamNotSent(_describe(exc, key)) from None
         raise
-    return RawAnswer(response.status_code, bytes(answer))
+    return RawAnswer(response.status_code, answer)
 
 
-def _answer_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    # An answer with no Content-Encoding is read straight from the transport's stream: httpx's
-    # decoder and re-chunking layers would only copy it (about a tenth of a call's CPU). Not when
-    # something (a wrapping transport, a test) has read it already: only httpx has it then.
-    if (
-        not response.is_stream_consumed
-        and "content-encoding" not in response.headers
-        and isinstance(response.stream, httpx.AsyncByteStream)
-    ):
-        return response.stream.__aiter__()
-    return response.aiter_bytes()
+async def _read_bounded(response: httpx.Response, max_bytes: int) -> bytes:
+    """The answer's body, decoded, of at most ``max_bytes`` (``UpstreamUnknown`` beyond).
+
+    Decoded here rather than by httpx, whose decoders inflate each piece whole: a small gzip bomb
+    would take gigabytes before the size could be checked. Each piece is inflated only as far as
+    the limit allows. An answer read already (by a wrapping transport, a test) comes decoded from
+    httpx; any other is read straight from the transport's stream (httpx's re-chunking layers
+    would only copy it)."""
+    if response.is_stream_consumed:
+        chunks, decoder = response.aiter_bytes(), None
+    else:
+        stream = response.stream
+        chunks = stream.__aiter__() if isinstance(stream, httpx.AsyncByteStream) else response.aiter_raw()
+        decoder = _Inflater.for_encoding(response.headers.get("content-encoding"), response.status_code)
+    answer = bytearray()
+    too_large = UpstreamUnknown(f"answer larger than {max_bytes} bytes", http_status=response.status_code)
+    async for chunk in chunks:
+        if decoder is not None:
+            chunk = decoder.inflate(chunk, max_bytes - len(answer) + 1)
+        answer += chunk
+        if len(answer) > max_bytes:
+            raise too_large
+    if decoder is not None:
+        answer += decoder.finish(max_bytes - len(answer) + 1)
+        if len(answer) > max_bytes:
+            raise too_large
+    return bytes(answer)
+
+
+class _Inflater:
+    """gzip or deflate, inflated at most so far per call."""
+
+    def __init__(self, encoding: str, status: int) -> None:
+        self.encoding = encoding
+        self.status = status
+        # gzip: a gzip header; deflate: zlib's (as the HTTP spec says) or, from some servers, none.
+        self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS)
+        self._started = False
+
+    @classmethod
+    def for_encoding(cls, header: str | None, status: int) -> _Inflater | None:
+        encoding = (header or "").strip().lower()
+        if encoding in ("", "identity"):
+            return None
+        if encoding == "x-gzip":
+            encoding = "gzip"
+        if encoding not in ("gzip", "deflate"):  # the adapter asks for gzip or deflate only
+            raise UpstreamUnknown(f"an answer in an encoding not asked for ({encoding[:40]})", http_status=status)
+        return cls(encoding, status)
+
+    def inflate(self, data: bytes, room: int) -> bytes:
+        try:
+            try:
+                out = self._zlib.decompress(data, room)
+            except zlib.error:
+                if self._started or self.encoding != "deflate":
+                    raise
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
+                out = self._zlib.decompress(data, room)
+        except zlib.error:
+            raise UpstreamUnknown(f"a corrupt {self.encoding} answer", http_status=self.status) from None
+        self._started = True
+        return out
+
+    def finish(self, room: int) -> bytes:
+        # What zlib still holds back (at most ``room``: it is bounded like the rest).
+        tail = self._zlib.unconsumed_tail
+        return self.inflate(tail, room) if tail else b""
 
 
 def read_answer(raw: RawAnswer, key: ApiKey) -> object:

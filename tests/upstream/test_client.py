@@ -194,10 +194,8 @@ async def test_the_pool_is_configured_from_the_config() -> None:
         assert (http.timeout["connect"], http.timeout["pool"]) == (config.connect_timeout, config.pool_timeout)
         transport = http.transport
         assert isinstance(transport, PanelTransport)
-        assert (transport.max_connections, transport.keepalive_expiry) == (3, 2.5)
-        session = transport._open()
-        assert session.trust_env is False
-        assert (session.connector.limit, session.connector.limit_per_host) == (3, 0)  # type: ignore[union-attr]
+        assert (transport.max_connections, transport.max_keepalive, transport.keepalive_expiry) == (3, 2, 2.5)
+        assert transport._slots._value == 3
     finally:
         await http.aclose()
 

@@ -7,6 +7,9 @@ request may have arrived.
 from __future__ import annotations
 
 import asyncio
+import gzip
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -176,6 +179,73 @@ async def test_an_oversized_answer_is_unknown() -> None:
     async with make_client(panel, max_response_bytes=1000, read_attempts=1) as client:
         with pytest.raises(UpstreamUnknown, match="larger than"):
             await client.services()
+
+
+def _streamed(status: int, data: bytes, encoding: str) -> Callable[[httpx.Request], httpx.Response]:
+    """An answer streamed in 64 KiB pieces, as a transport hands it over (httpx reads and decodes
+    an answer given as bytes itself)."""
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(data), 64 * 1024):
+            yield data[start : start + 64 * 1024]
+
+    return lambda request: httpx.Response(status, content=pieces(), headers={"Content-Encoding": encoding})
+
+
+def _deflate(data: bytes, wbits: int) -> bytes:
+    packer = zlib.compressobj(wbits=wbits)
+    return packer.compress(data) + packer.flush()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "packed"),
+    [
+        ("gzip", gzip.compress(b'{"order": 7}')),
+        ("x-gzip", gzip.compress(b'{"order": 7}')),
+        ("deflate", _deflate(b'{"order": 7}', zlib.MAX_WBITS)),  # zlib-wrapped, as the spec says
+        ("deflate", _deflate(b'{"order": 7}', -zlib.MAX_WBITS)),  # raw, as some servers send it
+        ("identity", b'{"order": 7}'),
+    ],
+)
+async def test_a_compressed_answer_is_read(encoding: str, packed: bytes) -> None:
+    panel = FakePanel(_streamed(200, packed, encoding))
+    async with make_client(panel) as client:
+        assert await client.add(1, {"link": "https://x.test/p"}) == 7
+
+
+async def test_a_compression_bomb_is_unknown_without_inflating_it() -> None:
+    """64 MiB of JSON whitespace in 64 KiB of gzip: refused at the size limit, having inflated no
+    more than the limit (httpx's own decoder would inflate each piece whole first)."""
+    bomb = gzip.compress(b"[" + b" " * (64 * 1024 * 1024) + b"]")
+    panel = FakePanel(_streamed(200, bomb, "gzip"))
+    async with make_client(panel, max_response_bytes=1024 * 1024, read_attempts=1) as client:
+        tracemalloc.start()
+        try:
+            with pytest.raises(UpstreamUnknown, match="larger than"):
+                await client.services()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024, peak
+
+
+@pytest.mark.parametrize(
+    ("encoding", "packed", "match"),
+    [
+        ("gzip", b"this is not gzip", "corrupt gzip"),
+        ("deflate", b"\xff\xfe not deflate either", "corrupt deflate"),
+        ("br", b"\x0b\x02\x80{}\x03", "encoding not asked for"),
+        ("gzip, gzip", gzip.compress(gzip.compress(b"{}")), "encoding not asked for"),
+    ],
+)
+async def test_an_answer_that_cannot_be_decoded_is_unknown_and_not_resent(
+    encoding: str, packed: bytes, match: str
+) -> None:
+    panel = FakePanel(_streamed(200, packed, encoding))
+    async with make_client(panel) as client:
+        with pytest.raises(UpstreamUnknown, match=match):
+            await client.add(1, {"link": "https://x.test/p"})
+    assert panel.count == 1
 
 
 @pytest.mark.parametrize(
