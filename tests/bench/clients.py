@@ -55,7 +55,7 @@ async def httpx_aiohttp(url: str) -> AsyncIterator[Send]:
 
 @contextlib.asynccontextmanager
 async def httpx_panel(url: str) -> AsyncIterator[Send]:
-    """httpx over the adapter's PanelTransport (aiohttp's pool and parser)."""
+    """httpx.AsyncClient over the adapter's PanelTransport (its own pool, httptools' parser)."""
     async with _client(PanelTransport(max_connections=16, keepalive_expiry=4.0)) as http:
         yield lambda: _httpx_post(http, url)
 
@@ -103,7 +103,7 @@ async def adapter_httpcore(url: str) -> AsyncIterator[Send]:
 
 @contextlib.asynccontextmanager
 async def aiohttp_plain(url: str) -> AsyncIterator[Send]:
-    """aiohttp alone: the floor."""
+    """aiohttp alone (the adapter's transport until issue 15: it stood on aiohttp's ClientSession)."""
     connector = aiohttp.TCPConnector(limit=16)
     async with aiohttp.ClientSession(connector=connector) as session:
 
