@@ -357,8 +357,9 @@ class _Body(httpx.AsyncByteStream):
 
 
 class PanelTransport(httpx.AsyncBaseTransport):
-    """One provider's connection pool (one per :class:`~gateway.upstream.wire.UpstreamHttp`),
-    bound to the event loop it is first used on."""
+    """One provider's connection pool (one per :class:`~gateway.upstream.wire.UpstreamHttp`).
+    Its connections belong to the event loop it is used on; used from another (a new
+    ``asyncio.run``), it forgets the earlier loop's connections and starts afresh."""
 
     def __init__(
         self,

@@ -735,9 +735,15 @@ def test_a_transport_outliving_its_event_loop_starts_afresh_on_the_next() -> Non
         finally:
             await response.aclose()
 
+    async def once_more_and_close() -> bytes:
+        try:
+            return await once()
+        finally:
+            await transport.aclose()
+
     try:
         assert asyncio.run(once()) == b"{}"
-        assert asyncio.run(once()) == b"{}"
+        assert asyncio.run(once_more_and_close()) == b"{}"
     finally:
         server.shutdown()
         server.server_close()
