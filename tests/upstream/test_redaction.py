@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import AsyncIterator
 from urllib.parse import quote_plus
 
 import httpx
@@ -27,6 +28,13 @@ def _leaks(text: str) -> bool:
     return KEY in text or ENCODED in text or KEY.lower() in text.lower()
 
 
+def _encoding_echoing_the_key(request: httpx.Request) -> httpx.Response:
+    async def body() -> AsyncIterator[bytes]:
+        yield b"{}"
+
+    return httpx.Response(200, content=body(), headers={"Content-Encoding": f"br, {KEY}"})
+
+
 ANSWERS = {
     "transport error echoing the body": _echo_request_in_error,
     "read error echoing the body": lambda r: httpx.ReadError(r.content.decode(), request=r),
@@ -34,6 +42,7 @@ ANSWERS = {
     "500 echoing the key": httpx.Response(500, text=f"Fatal error: key={ENCODED}"),
     "top-level error echoing the key": {"error": f"Invalid API key {KEY}"},
     "unreadable json echoing the key": {"orders": KEY},
+    "content encoding echoing the key": _encoding_echoing_the_key,
 }
 
 
