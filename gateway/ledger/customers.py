@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hmac
 import ipaddress
 import re
 import time
@@ -125,12 +126,14 @@ class CustomerAccount:
     remembered: bool = False
 
 
-async def account_for_key(hot: HotPathPool, key: str | None) -> CustomerAccount | None:
-    """The enabled customer owning ``key``, or None (unknown, revoked, disabled, malformed)."""
-    key_hash = lookup_hash(key)
+async def account_for_key(hot: HotPathPool, key: str | None, key_hash: bytes | None = None) -> CustomerAccount | None:
+    """The enabled customer owning ``key``, or None (unknown, revoked, disabled, malformed).
+    ``key_hash``: ``lookup_hash(key)`` when the caller has it already (it is not computed again)."""
     if key_hash is None:
-        return None
-    return account_from_row(await hot.fetchrow(CUSTOMER_BY_KEY_HASH, hash=key_hash), key)
+        key_hash = lookup_hash(key)
+        if key_hash is None:
+            return None
+    return account_from_row(await hot.fetchrow(CUSTOMER_BY_KEY_HASH, hash=key_hash), key, key_hash)
 
 
 def lookup_hash(key: str | None) -> bytes | None:
@@ -140,10 +143,18 @@ def lookup_hash(key: str | None) -> bytes | None:
     return hash_key(key)
 
 
-def account_from_row(row: Any, key: str | None) -> CustomerAccount | None:
+def account_from_row(row: Any, key: str | None, key_hash: bytes | None = None) -> CustomerAccount | None:
     """The account of a row with the columns of ``CUSTOMER_BY_KEY_HASH`` (another statement may
-    read them along with its own), or None unless it is enabled and really owns ``key``."""
-    if row is None or key is None or not row["enabled"] or not hashes_match(row["api_key_hash"], key):
+    read them along with its own), or None unless it is enabled and really owns ``key``
+    (``key_hash``: its hash when the caller has it, as :func:`lookup_hash` gives it)."""
+    if row is None or key is None or not row["enabled"]:
+        return None
+    owned = (
+        hashes_match(row["api_key_hash"], key)
+        if key_hash is None
+        else hmac.compare_digest(row["api_key_hash"], key_hash)
+    )
+    if not owned:
         return None
     return CustomerAccount(
         id=row["id"],
@@ -174,19 +185,25 @@ class AccountCache:
         self._entries: dict[bytes, tuple[CustomerAccount, float]] = {}
 
     def get(self, key_hash: bytes) -> CustomerAccount | None:
+        """The account read for ``key_hash`` less than ``ttl_seconds`` ago, marked remembered."""
         entry = self._entries.get(key_hash)
         if entry is None:
             return None
-        if time.monotonic() >= entry[1]:
+        account, expires = entry
+        if time.monotonic() >= expires:
             del self._entries[key_hash]
             return None
-        return entry[0]
+        if not account.remembered:
+            # Marked on the first use, not on every read that puts one (most are never used).
+            account = dataclasses.replace(account, remembered=True)
+            self._entries[key_hash] = (account, expires)
+        return account
 
     def put(self, key_hash: bytes, account: CustomerAccount) -> None:
         self._entries.pop(key_hash, None)
         if len(self._entries) >= self._max:
             del self._entries[next(iter(self._entries))]
-        self._entries[key_hash] = (dataclasses.replace(account, remembered=True), time.monotonic() + self._ttl)
+        self._entries[key_hash] = (account, time.monotonic() + self._ttl)
 
     def drop(self, key_hash: bytes) -> None:
         self._entries.pop(key_hash, None)

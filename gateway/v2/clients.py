@@ -37,10 +37,25 @@ def _trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, proxies: Sequenc
     return any(ip in network for network in proxies)
 
 
+# The connected peer's address as answered, by the text the server gave for it (parsing it is most
+# of this module's cost per call; a process sees a bounded set of peers at a time).
+_PEERS: dict[str, str] = {}
+_MAX_PEERS = 4096
+
+
 def client_address(scope: dict[str, Any] | Any, proxies: Sequence[Network]) -> str:
     """The client's address of an ASGI ``scope`` (see the module's docstring)."""
     client = scope.get("client")
     peer_text = str(client[0]) if client else "unknown"
+    if not proxies:
+        known = _PEERS.get(peer_text)
+        if known is None:
+            peer = _parse(peer_text)
+            known = str(peer) if peer is not None else peer_text
+            if len(_PEERS) >= _MAX_PEERS:
+                _PEERS.clear()
+            _PEERS[peer_text] = known
+        return known
     peer = _parse(peer_text)
     if peer is None or not proxies or not _trusted(peer, proxies):
         return str(peer) if peer is not None else peer_text

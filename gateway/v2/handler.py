@@ -77,7 +77,7 @@ async def _identify(
     # once the caller passed every check below).
     status_ids = read_status_ids(params) if action_name == "status" else None
     if status_ids is None:
-        caller, statuses = await account_for_key(edge.parts.hot, key), None
+        caller, statuses = await account_for_key(edge.parts.hot, key, key_hash), None
     else:
         caller, statuses = await account_and_statuses(edge.parts.hot, key, status_ids)
     if caller is None:

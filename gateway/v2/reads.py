@@ -45,7 +45,7 @@ async def account_and_statuses(
     if key_hash is None:
         return None, {}
     rows = await hot.fetch(KEY_AND_ORDER_STATUSES, hash=key_hash, ids=list(order_ids))
-    account = account_from_row(rows[0], key) if rows else None
+    account = account_from_row(rows[0], key, key_hash) if rows else None
     if account is None:
         return None, {}
     found = {}

@@ -50,9 +50,9 @@ async def test_a_thousand_made_up_keys_are_mostly_refused_without_a_lookup(
     lookups = [0]
     real_lookup = handler.account_for_key
 
-    async def counting(hot: Any, key: str | None) -> Any:
+    async def counting(hot: Any, key: str | None, *rest: Any) -> Any:
         lookups[0] += 1
-        return await real_lookup(hot, key)
+        return await real_lookup(hot, key, *rest)
 
     monkeypatch.setattr(handler, "account_for_key", counting)
     async with limited.client_from("198.51.100.66") as guesser:
@@ -91,6 +91,23 @@ def test_the_client_address_believes_only_trusted_proxies() -> None:
     assert client_address(scope("10.1.2.3", "[2001:db8::1]:443"), proxies) == "2001:db8::1"
     assert client_address(scope("::ffff:203.0.113.5"), proxies) == "203.0.113.5"
     assert client_address(scope("203.0.113.5", "10.0.0.1"), ()) == "203.0.113.5"
+
+
+def test_the_client_address_without_proxies_is_the_peer_as_parsed_however_many_peers() -> None:
+    """Without trusted proxies the peer's parsed form is remembered by its text: still the same
+    answers, the second time and past the bound."""
+
+    def scope(peer: str) -> dict[str, Any]:
+        return {"client": (peer, 1), "headers": [(b"x-forwarded-for", b"6.6.6.6")]}
+
+    for _ in range(2):
+        assert client_address(scope("::ffff:203.0.113.5"), ()) == "203.0.113.5"
+        assert client_address(scope("2001:DB8::1"), ()) == "2001:db8::1"
+        assert client_address(scope("not an address"), ()) == "not an address"
+        assert client_address({"client": None, "headers": []}, ()) == "unknown"
+    for n in range(5000):
+        assert client_address(scope(f"10.{n // 256 % 256}.{n % 256}.7"), ()) == f"10.{n // 256 % 256}.{n % 256}.7"
+    assert client_address(scope("::ffff:203.0.113.5"), ()) == "203.0.113.5"
 
 
 async def patch_customer(shop: Shop, **values: Any) -> httpx.Response:

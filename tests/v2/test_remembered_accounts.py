@@ -32,9 +32,9 @@ def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = handler.account_for_key
 
-    async def counting(hot: Any, key: str | None) -> Any:
+    async def counting(hot: Any, key: str | None, *rest: Any) -> Any:
         seen.append((key or "")[:6])
-        return await real(hot, key)
+        return await real(hot, key, *rest)
 
     monkeypatch.setattr(handler, "account_for_key", counting)
     return seen
@@ -166,8 +166,8 @@ async def test_an_add_that_meets_a_new_change_on_every_attempt_is_asked_to_retry
     real = handler.account_for_key
     reads: list[int] = []
 
-    async def read_then_change(hot: Any, key: str | None) -> Any:
-        account = await real(hot, key)
+    async def read_then_change(hot: Any, key: str | None, *rest: Any) -> Any:
+        account = await real(hot, key, *rest)
         reads.append(1)
         await shop.execute(
             "UPDATE customers SET discount_percent = :percent WHERE id = :id",
@@ -237,6 +237,8 @@ def test_the_cache_is_bounded_and_forgets() -> None:
     remembered = cache.get(bytes([4]))
     assert remembered is not None
     assert remembered.remembered
+    assert not account.remembered  # what was put stays as read (the request that read it goes on with it)
+    assert cache.get(bytes([4])) is remembered  # marked once
     cache.drop(bytes([4]))
     assert cache.get(bytes([4])) is None
     gone = customers.AccountCache(ttl_seconds=0)
