@@ -1,6 +1,6 @@
 """``add`` alone: the headline figures of ``make bench`` (the minimal baseline's ``add``, the
-gateway's with the in-process upstream and with the loopback panel over HTTP, interleaved rounds,
-medians), without the rest of the run. The quick loop for work on the ``add`` path; ``make bench``
+gateway's with the in-process upstream and with the loopback panel over HTTP, and ``balance`` on
+the baseline and the in-process gateway, interleaved rounds, medians), without the rest of the run. The quick loop for work on the ``add`` path; ``make bench``
 remains the record.
 
     python -m tests.bench.add_focus [--add-rounds 3] [--seconds 5] [--warmup 2]
@@ -24,9 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(bench, "simulator"):
             bench.simulator.stop()
         stop_embedded()
-    base = figures["baseline"]
     print(f"median of {bench.add_rounds_count} interleaved rounds")
     for name, f in figures.items():
+        base = figures["baseline balance" if "balance" in name else "baseline"]
         db = "" if f.database_cpu_us is None else f"   ~{f.database_cpu_us:.0f} µs database CPU/req"
         print(
             f"{name:10} {f.rate:8.0f} req/s ({f.rate / base.rate:.2f} x)"

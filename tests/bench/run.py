@@ -323,7 +323,21 @@ class Bench:
         whatever else the machine was doing on all of them alike, and the median drops a round
         it hit hardest."""
         bodies = add_bodies(self.seed, self.seed.customers)
-        samples: dict[str, list[AddFigures]] = {"baseline": [], "inprocess": [], "panel": []}
+        balances = action_bodies(self.seed.customers, "balance")
+        samples: dict[str, list[AddFigures]] = {
+            "baseline": [],
+            "inprocess": [],
+            "panel": [],
+            "baseline balance": [],
+            "balance": [],
+        }
+
+        def measure_balance(name: str, port: int, process: Process) -> None:
+            # In the same rounds as the adds, on the same servers: both apps meet the database
+            # as the adds left it (a gateway measured after more adds than the baseline would
+            # look up keys among more dead row versions).
+            result, cpu = self.http_cpu(port, balances, '"balance"', process)
+            samples[name].append(AddFigures(result.rate, cpu, None))
 
         def measure(name: str, port: int, process: Process) -> None:
             db_before = harness.embedded_postgres_cpu_seconds()
@@ -338,9 +352,12 @@ class Bench:
         for _ in range(self.add_rounds_count):
             with self.baseline_app(workers) as (port, process):
                 measure("baseline", port, process)
+                measure_balance("baseline balance", port, process)
             for upstream in ("inprocess", "panel"):
                 with self.gateway(workers, upstream=upstream) as (port, process):
                     measure(upstream, port, process)
+                    if upstream == "inprocess":
+                        measure_balance("balance", port, process)
         return {name: AddFigures.median(values) for name, values in samples.items()}
 
     def table(self, workers: int) -> list[Row]:
@@ -357,12 +374,12 @@ class Bench:
         base_add_many, base_add_cpu = adds["baseline"].rate, adds["baseline"].cpu_us
         add_many_rate, add_many_cpu = adds["inprocess"].rate, adds["inprocess"].cpu_us
         panel_many_rate, panel_many_cpu = adds["panel"].rate, adds["panel"].cpu_us
+        base_balance, base_balance_cpu = adds["baseline balance"].rate, adds["baseline balance"].cpu_us
+        balance_rate, balance_cpu = adds["balance"].rate, adds["balance"].cpu_us
 
         log(f"[{workers} process(es)] minimal baseline app")
-        with self.baseline_app(workers) as (port, process):
+        with self.baseline_app(workers) as (port, _):
             base_add_hot = self.http(port, add_bodies(seed, hot), '"order"').rate
-            base_bal, base_balance_cpu = self.http_cpu(port, action_bodies(many, "balance"), '"balance"', process)
-            base_balance = base_bal.rate
             base_services = self.http(port, action_bodies(many, "services"), '"service"').rate
             bare = self.bare_json(port).rate
 
@@ -371,15 +388,14 @@ class Bench:
         pg_lookup = self.pgbench_lookup()
 
         log(f"[{workers} process(es)] gateway, upstream in-process")
-        with self.gateway(workers, upstream="inprocess") as (port, process):
+        with self.gateway(workers, upstream="inprocess") as (port, _):
             add_hot = self.http(port, add_bodies(seed, hot), '"order"').rate
             add_latency = self.latency(port, add_bodies(seed, many), OPEN_LOOP_SHARE * add_many_rate, '"order"')
 
         log(f"[{workers} process(es)] gateway serve, upstream = simulator over loopback")
-        with self.gateway(workers, upstream="simulator") as (port, process):
+        with self.gateway(workers, upstream="simulator") as (port, _):
             sim_many = self.http(port, add_bodies(seed, many), '"order"')
             sim_hot = self.http(port, add_bodies(seed, hot), '"order"')
-            balance, balance_cpu = self.http_cpu(port, action_bodies(many, "balance"), '"balance"', process)
             services = self.http(port, action_bodies(many, "services"), '"service"')
             status_one = self.http(port, status_bodies(seed, 1), '"status"')
             status_hundred = self.http(port, status_bodies(seed, 100), '"status"')
@@ -454,11 +470,16 @@ class Bench:
             if row.what.endswith("in-process upstream, 200 customers") or "minimal panel" in row.what:
                 row.note = f"median of {self.add_rounds_count} interleaved rounds"
         f2 = "2 reads"
-        rows += [
+        balance_rows = [
             Row(f2, "balance CPU per request", balance_cpu, "µs", "minimal baseline balance", base_balance_cpu),
-            Row(f2, "balance", balance.rate, "req/s", "minimal baseline balance", base_balance, "≥ 0.9", 0.9),
-            Row(f2, "balance", balance.rate, "req/s", "bare Litestar JSON endpoint", bare),
-            Row(f2, "balance", balance.rate, "req/s", "pgbench, key lookup SQL", pg_lookup),
+            Row(f2, "balance", balance_rate, "req/s", "minimal baseline balance", base_balance, "≥ 0.9", 0.9),
+        ]
+        for row in balance_rows:
+            row.note = f"median of {self.add_rounds_count} interleaved rounds, with the adds' servers"
+        rows += [
+            *balance_rows,
+            Row(f2, "balance", balance_rate, "req/s", "bare Litestar JSON endpoint", bare),
+            Row(f2, "balance", balance_rate, "req/s", "pgbench, key lookup SQL", pg_lookup),
             Row(
                 f2,
                 f"services ({seed.services_for_sale} services)",
