@@ -79,7 +79,7 @@ async def _identify(
     if status_ids is None:
         caller, statuses = await account_for_key(edge.parts.hot, key, key_hash), None
     else:
-        caller, statuses = await account_and_statuses(edge.parts.hot, key, status_ids)
+        caller, statuses = await account_and_statuses(edge.parts.hot, key, status_ids, key_hash)
     if caller is None:
         await edge.rate_limiter.invalid_key(address)
         raise ProtocolError(INVALID_API_KEY)

@@ -37,13 +37,15 @@ KEY_AND_ORDER_STATUSES = text(
 
 
 async def account_and_statuses(
-    hot: HotPathPool, key: str | None, order_ids: Sequence[int]
+    hot: HotPathPool, key: str | None, order_ids: Sequence[int], key_hash: bytes | None = None
 ) -> tuple[CustomerAccount | None, dict[int, OrderStatusRow]]:
     """The enabled customer owning ``key`` (None as for any key lookup) and its own orders among
-    ``order_ids``; nothing of any order unless the key is valid."""
-    key_hash = lookup_hash(key)
+    ``order_ids``; nothing of any order unless the key is valid. ``key_hash``: ``lookup_hash(key)``
+    when the caller has it already."""
     if key_hash is None:
-        return None, {}
+        key_hash = lookup_hash(key)
+        if key_hash is None:
+            return None, {}
     rows = await hot.fetch(KEY_AND_ORDER_STATUSES, hash=key_hash, ids=list(order_ids))
     account = account_from_row(rows[0], key, key_hash) if rows else None
     if account is None:
