@@ -308,14 +308,19 @@ async def resend(session: AsyncSession, customer_id: int, delivery_id: int) -> D
 
 
 async def queue_test(session: AsyncSession, customer_id: int) -> int:
-    """A signed ``webhook.test`` event for the customer's receiver, queued (the caller sends it)."""
+    """A signed ``webhook.test`` event for the customer's receiver, queued (the caller sends it).
+
+    Queued already leased, as the caller is about to send it: the worker's deliverer would
+    otherwise take it in between and the receiver get it twice (it does take it once the lease has
+    run out, if the caller never sent it)."""
     return int(
         await session.scalar(
             text(
-                "INSERT INTO webhook_outbox (customer_id, event, payload)"
-                " VALUES (:customer_id, 'webhook.test', jsonb_build_object('at', now())) RETURNING id"
+                "INSERT INTO webhook_outbox (customer_id, event, payload, lease_until)"
+                " VALUES (:customer_id, 'webhook.test', jsonb_build_object('at', now()),"
+                " now() + make_interval(secs => :lease)) RETURNING id"
             ),
-            {"customer_id": customer_id},
+            {"customer_id": customer_id, "lease": LEASE_SECONDS},
         )
     )
 
